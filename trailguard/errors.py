@@ -1,0 +1,55 @@
+"""One exception hierarchy for everything trailguard raises on purpose."""
+
+from __future__ import annotations
+
+
+class TrailguardError(Exception):
+    """Base of every error trailguard raises with a message meant for a user."""
+
+
+class ConfigError(TrailguardError):
+    """The configuration (file, flags or environment) is invalid."""
+
+
+class IngestError(TrailguardError):
+    """A request or file could not be accepted; nothing from it was stored."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class StoreError(TrailguardError):
+    """The event store could not be opened or written."""
+
+
+class StoreBusyError(StoreError):
+    """The data directory is locked by another trailguard process."""
+
+
+class NrqlError(TrailguardError):
+    """An NRQL query is invalid; the message names the position and the token."""
+
+    def __init__(self, message: str, query: str = "", position: int | None = None) -> None:
+        self.reason = message
+        self.query = query
+        self.position = position
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        if self.position is None or not self.query:
+            return self.reason
+        line = self.query.count("\n", 0, self.position) + 1
+        column = self.position - (self.query.rfind("\n", 0, self.position) + 1) + 1
+        return f"{self.reason} at line {line}, column {column}"
+
+
+class NrqlUnsupportedError(NrqlError):
+    """Valid NRQL that trailguard does not implement yet."""
+
+    def __init__(self, feature: str, query: str = "", position: int | None = None) -> None:
+        self.feature = feature
+        super().__init__(f"not supported: {feature}", query, position)

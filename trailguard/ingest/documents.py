@@ -1,0 +1,155 @@
+"""Recognise what a JSON document is (CloudTrail record, EventBridge event,
+GuardDuty finding, anything else) and turn it into an event."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar
+from trailguard.ingest.flatten import flatten
+from trailguard.ingest.timestamps import coerce_epoch_ms, parse_iso_ms
+
+CLOUDTRAIL_KEYS = ("eventTime", "eventID")
+FINDING_KEYS = ("schemaVersion", "type", "severity")
+
+
+def is_cloudtrail_record(document: dict[str, Any]) -> bool:
+    """True for a CloudTrail record (management, data or Insights event)."""
+    return all(key in document for key in CLOUDTRAIL_KEYS) and (
+        "eventSource" in document or "insightDetails" in document
+    )
+
+
+def is_guardduty_finding(document: dict[str, Any]) -> bool:
+    """True for a bare GuardDuty finding (camelCase, as in S3 exports)."""
+    return all(key in document for key in FINDING_KEYS) and "id" in document
+
+
+def is_eventbridge_event(document: dict[str, Any]) -> bool:
+    """True for an EventBridge envelope (`source`, `detail-type`, `detail`)."""
+    return "detail-type" in document and "source" in document
+
+
+def cloudtrail_event(record: dict[str, Any], event_type: str = INFRASTRUCTURE_EVENT,
+                     fallback_ms: int | None = None) -> Event:
+    """One CloudTrail record as an event; `InfrastructureEvent` unless told otherwise."""
+    attributes = flatten(record)
+    if event_type == INFRASTRUCTURE_EVENT:
+        attributes["provider"] = "CloudTrail"
+    attributes["message"] = _json_text(record)
+    timestamp = parse_iso_ms(str(record.get("eventTime", ""))) or fallback_ms or 0
+    return Event(event_type, timestamp, attributes, _cloudtrail_key(record))
+
+
+def wrap_finding(finding: dict[str, Any]) -> dict[str, Any]:
+    """A bare GuardDuty finding inside the EventBridge envelope GuardDuty sends.
+
+    Files of bare findings (S3 exports, GetFindings output) then store exactly
+    like findings delivered through EventBridge and Firehose.
+    """
+    identity = f"{finding.get('id')}|{finding.get('updatedAt')}"
+    envelope_id = hashlib.sha256(identity.encode()).hexdigest()
+    return {
+        "version": "0",
+        "id": f"{envelope_id[:8]}-{envelope_id[8:12]}-{envelope_id[12:16]}-"
+              f"{envelope_id[16:20]}-{envelope_id[20:32]}",
+        "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty",
+        "account": finding.get("accountId"),
+        "time": finding.get("updatedAt") or finding.get("createdAt"),
+        "region": finding.get("region"),
+        "resources": [],
+        "detail": finding,
+    }
+
+
+def log_event(document: dict[str, Any], fallback_ms: int,
+              extra: dict[str, Scalar] | None = None, raw_text: str | None = None) -> Event:
+    """Any JSON document as a `Log` event, with the identity and time it carries.
+
+    `message` keeps the document's original JSON text (`raw_text` when the
+    caller has it) unless the document has a `message` of its own.
+    """
+    if "detail" in document and "source" not in document and isinstance(
+            document["detail"], dict) and is_guardduty_finding(document["detail"]):
+        document = {**wrap_finding(document["detail"]), **document}
+    elif is_guardduty_finding(document) and not is_eventbridge_event(document):
+        document = wrap_finding(document)
+
+    attributes = flatten(document)
+    if extra:
+        attributes = {**extra, **attributes}
+    if "message" not in document:
+        attributes["message"] = raw_text if raw_text is not None else _json_text(document)
+    timestamp = _document_time(document) or fallback_ms
+    return Event(LOG, timestamp, attributes, _dedup_key(document))
+
+
+def text_log_event(text: str, timestamp: int, extra: dict[str, Scalar] | None = None,
+                   parse_error: str | None = None) -> Event:
+    """A line of plain text as a `Log` event whose `message` is that text."""
+    attributes: dict[str, Scalar] = dict(extra or {})
+    attributes["message"] = text
+    if parse_error:
+        attributes["trailguard.parseError"] = parse_error
+    return Event(LOG, timestamp, attributes, None)
+
+
+def _document_time(document: dict[str, Any]) -> int | None:
+    if is_cloudtrail_record(document):
+        return parse_iso_ms(str(document["eventTime"]))
+    if is_eventbridge_event(document) and isinstance(document.get("time"), str):
+        return parse_iso_ms(document["time"])
+    for key in ("timestamp", "time", "@timestamp"):
+        if key in document:
+            moment = coerce_epoch_ms(document[key])
+            if moment is not None:
+                return moment
+    return None
+
+
+def _dedup_key(document: dict[str, Any]) -> str | None:
+    """The identity that makes a retried delivery of the same event a duplicate."""
+    detail = document.get("detail")
+    if document.get("source") == "aws.guardduty" and isinstance(detail, dict):
+        if detail.get("id") and detail.get("updatedAt"):
+            # GuardDuty republishes a finding under the same id with a new updatedAt;
+            # the digest keeps distinct states apart even if updatedAt were reused.
+            digest = hashlib.sha256(orjson.dumps(detail, option=orjson.OPT_SORT_KEYS))
+            return f"gd:{detail['id']}|{detail['updatedAt']}|{digest.hexdigest()[:16]}"
+    if is_cloudtrail_record(document):
+        return _cloudtrail_key(document)
+    if is_eventbridge_event(document) and isinstance(document.get("id"), str):
+        return f"eb:{document['id']}"
+    return None
+
+
+def _cloudtrail_key(record: dict[str, Any]) -> str | None:
+    """eventID plus a digest of the whole record.
+
+    eventID alone is not enough: hand-made and test trails reuse ids across
+    different events, and dropping a different event is worse than keeping a
+    copy. A true re-delivery (re-imported file, overlapping poll) is identical.
+    """
+    event_id = record.get("eventID")
+    if not isinstance(event_id, str) or not event_id:
+        return None
+    digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"ct:{event_id}|{digest[:24]}"
+
+
+def _json_text(document: Any) -> str:
+    return orjson.dumps(document).decode()
+
+
+def camel_case_keys(value: Any) -> Any:
+    """GuardDuty API output (PascalCase keys) in the camelCase EventBridge uses."""
+    if isinstance(value, dict):
+        return {(key[:1].lower() + key[1:]): camel_case_keys(child)
+                for key, child in value.items()}
+    if isinstance(value, list):
+        return [camel_case_keys(child) for child in value]
+    return value

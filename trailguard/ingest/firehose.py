@@ -1,0 +1,113 @@
+"""The Kinesis Data Firehose HTTP endpoint delivery protocol (request side).
+
+AWS's specification: a JSON body `{"requestId", "timestamp", "records": [{"data":
+base64}]}`, optionally gzip'd as a whole (`Content-Encoding: gzip`), with the
+`X-Amz-Firehose-Request-Id`, `X-Amz-Firehose-Access-Key` and optional
+`X-Amz-Firehose-Common-Attributes` headers. This module turns such a request into
+events or an `IngestError` that says what is wrong; it does no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import orjson
+
+from trailguard.errors import IngestError
+from trailguard.events import Event, Scalar
+from trailguard.ingest.payloads import events_from_record, gunzip_bounded
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Sizes a request may reach; Firehose's own maxima are the defaults."""
+
+    max_body_bytes: int = 64 * 1024 * 1024        # Firehose buffers at most 64 MiB
+    max_inflated_bytes: int = 128 * 1024 * 1024   # whole body or one record, after gunzip
+    max_records: int = 100_000
+
+
+@dataclass(slots=True)
+class FirehoseBatch:
+    """A decoded delivery: its id, its time, and the events it carries."""
+
+    request_id: str
+    timestamp: int
+    events: list[Event]
+
+
+def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> FirehoseBatch:
+    """Decode one Firehose delivery request or raise `IngestError` (nothing is stored)."""
+    if headers.get("content-encoding", "").strip().lower() == "gzip":
+        body = gunzip_bounded(body, limits.max_inflated_bytes, "request body")
+
+    envelope = _parse_envelope(body)
+    request_id = _request_id(envelope, headers)
+    timestamp = envelope.get("timestamp")
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise IngestError("field 'timestamp' must be the delivery time in epoch milliseconds")
+
+    records = envelope.get("records")
+    if not isinstance(records, list):
+        raise IngestError("field 'records' must be a list of {\"data\": base64} objects")
+    if len(records) > limits.max_records:
+        raise IngestError(
+            f"request has {len(records)} records; the limit is {limits.max_records}", 413)
+
+    common = common_attributes(headers.get("x-amz-firehose-common-attributes"))
+    events: list[Event] = []
+    for index, record in enumerate(records):
+        data = _record_bytes(record, index)
+        events.extend(events_from_record(data, timestamp, common, limits.max_inflated_bytes))
+    return FirehoseBatch(request_id, timestamp, events)
+
+
+def common_attributes(header: str | None) -> dict[str, Scalar]:
+    """Attributes from `X-Amz-Firehose-Common-Attributes`, added to every event."""
+    if not header:
+        return {}
+    try:
+        parsed = orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(f"header X-Amz-Firehose-Common-Attributes is not JSON: {exc}") from exc
+    attributes = parsed.get("commonAttributes") if isinstance(parsed, dict) else None
+    if not isinstance(attributes, dict):
+        raise IngestError(
+            "header X-Amz-Firehose-Common-Attributes must be {\"commonAttributes\": {...}}")
+    return {str(key): value for key, value in attributes.items()
+            if isinstance(value, str | int | float | bool)}
+
+
+def _parse_envelope(body: bytes) -> dict[str, Any]:
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(f"request body is not valid JSON: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise IngestError("request body must be a JSON object with requestId, timestamp, records")
+    return envelope
+
+
+def _request_id(envelope: dict[str, Any], headers: Mapping[str, str]) -> str:
+    body_id = envelope.get("requestId")
+    header_id = headers.get("x-amz-firehose-request-id")
+    if not isinstance(body_id, str) or not body_id:
+        raise IngestError("field 'requestId' must be a non-empty string")
+    if header_id and header_id != body_id:
+        raise IngestError(
+            f"header X-Amz-Firehose-Request-Id ({header_id!r}) differs from body requestId")
+    if len(body_id) > 256:
+        raise IngestError("field 'requestId' is longer than 256 characters")
+    return body_id
+
+
+def _record_bytes(record: Any, index: int) -> bytes:
+    if not isinstance(record, dict) or not isinstance(record.get("data"), str):
+        raise IngestError(f"records[{index}] must be an object with a base64 'data' string")
+    try:
+        return base64.b64decode(record["data"], validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise IngestError(f"records[{index}].data is not valid base64: {exc}") from exc

@@ -1,0 +1,140 @@
+"""Decode the bytes of one delivered record into events.
+
+A record may be plain JSON, several JSON documents (newline-delimited or simply
+back to back), plain text, or gzip of any of those; CloudWatch Logs subscription
+deliveries are gzip'd envelopes holding many log events. Compression is sniffed
+from the bytes, never assumed.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any
+
+from trailguard.errors import IngestError
+from trailguard.events import Event, Scalar
+from trailguard.ingest.documents import log_event, text_log_event
+
+GZIP_MAGIC = b"\x1f\x8b"
+_decoder = json.JSONDecoder()
+
+
+def gunzip_bounded(data: bytes, limit: int, what: str) -> bytes:
+    """Inflate gzip `data`, refusing more than `limit` bytes of output (gzip bombs)."""
+    inflater = zlib.decompressobj(wbits=47)  # 32 + 15: accept gzip or zlib headers
+    try:
+        output = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise IngestError(f"{what} is not valid gzip: {exc}") from exc
+    if len(output) > limit:
+        raise IngestError(
+            f"{what} inflates to more than {limit} bytes, the decompressed size limit", 413)
+    if not inflater.eof:
+        raise IngestError(f"{what} is truncated gzip (the stream ends before its trailer)")
+    return output
+
+
+def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
+                       inflate_limit: int) -> list[Event]:
+    """Every event carried by one record; a damaged record becomes one flagged event.
+
+    A record that cannot be read is kept as a `Log` whose `message` is its raw
+    text (or its hex when it is not text) and whose `trailguard.parseError` says
+    why, so nothing a sender delivered is silently dropped.
+    """
+    if data.startswith(GZIP_MAGIC):
+        try:
+            data = gunzip_bounded(data, inflate_limit, "record")
+        except IngestError as exc:
+            if exc.status == 413:
+                raise
+            return [text_log_event(_readable(data), fallback_ms, extra, str(exc))]
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return [text_log_event(_readable(data), fallback_ms, extra, f"record is not UTF-8: {exc}")]
+
+    documents = split_json_documents(text)
+    if documents is None:
+        stripped = text.strip("\r\n")
+        return [text_log_event(stripped, fallback_ms, extra)] if stripped.strip() else []
+
+    events: list[Event] = []
+    for document in documents:
+        events.extend(_events_from_document(document, fallback_ms, extra))
+    return events
+
+
+def split_json_documents(text: str) -> list[Any] | None:
+    """The JSON values in `text` (one, newline-delimited, or concatenated), else None.
+
+    None means the text is not purely JSON and should be kept as plain text.
+    """
+    documents: list[Any] = []
+    position = 0
+    length = len(text)
+    while True:
+        while position < length and text[position].isspace():
+            position += 1
+        if position == length:
+            break
+        if text[position] not in "{[":
+            return None
+        try:
+            document, position = _decoder.raw_decode(text, position)
+        except json.JSONDecodeError:
+            return None
+        documents.append(document)
+    return documents or None
+
+
+def _events_from_document(document: Any, fallback_ms: int,
+                          extra: dict[str, Scalar]) -> list[Event]:
+    if isinstance(document, list):
+        events: list[Event] = []
+        for item in document:
+            events.extend(_events_from_document(item, fallback_ms, extra))
+        return events
+    if not isinstance(document, dict):
+        return [text_log_event(json.dumps(document), fallback_ms, extra)]
+    if "messageType" in document and "logEvents" in document:
+        return _cloudwatch_logs_events(document, extra)
+    return [log_event(document, fallback_ms, extra)]
+
+
+def _cloudwatch_logs_events(envelope: dict[str, Any], extra: dict[str, Scalar]) -> list[Event]:
+    """One event per CloudWatch Logs `logEvents` entry; control messages are health checks."""
+    if envelope.get("messageType") != "DATA_MESSAGE":
+        return []
+
+    context: dict[str, Scalar] = dict(extra)
+    for source_key, attribute in (("logGroup", "aws.logGroup"), ("logStream", "aws.logStream"),
+                                  ("owner", "aws.owner")):
+        if isinstance(envelope.get(source_key), str):
+            context[attribute] = envelope[source_key]
+
+    events: list[Event] = []
+    for entry in envelope.get("logEvents") or []:
+        if not isinstance(entry, dict):
+            continue
+        moment = entry.get("timestamp")
+        timestamp = int(moment) if isinstance(moment, int | float) else 0
+        message = entry.get("message")
+        message = message if isinstance(message, str) else json.dumps(message)
+        documents = split_json_documents(message)
+        if documents and len(documents) == 1 and isinstance(documents[0], dict):
+            event = log_event(documents[0], timestamp, context, raw_text=message)
+            event.timestamp = timestamp or event.timestamp
+            events.append(event)
+        else:
+            events.append(text_log_event(message, timestamp, context))
+    return events
+
+
+def _readable(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "hex:" + data.hex()

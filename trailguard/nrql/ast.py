@@ -1,0 +1,138 @@
+"""The NRQL syntax tree. Every node remembers where in the query it started."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+
+@dataclass(frozen=True, slots=True)
+class Attribute:
+    name: str
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: str | int | float | bool | None
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Star:
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A function call; `where` holds `filter(count(*), WHERE ...)`-style conditions."""
+
+    name: str                      # lower-cased
+    args: tuple["Expr", ...]
+    position: int
+    named: tuple[tuple[str, "Expr"], ...] = ()
+    where: "Expr | None" = None
+    spelling: str = ""             # as written, for result keys such as `uniqueCount`
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    """Arithmetic, comparison or logic: op is one of + - * / = != < <= > >= and or."""
+
+    op: str
+    left: "Expr"
+    right: "Expr"
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Not:
+    operand: "Expr"
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Negate:
+    operand: "Expr"
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class InList:
+    operand: "Expr"
+    items: tuple["Expr", ...]
+    negated: bool
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Like:
+    operand: "Expr"
+    pattern: "Expr"
+    negated: bool
+    regex: bool                    # RLIKE
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class IsNull:
+    operand: "Expr"
+    negated: bool
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class IsBoolean:
+    operand: "Expr"
+    value: bool
+    negated: bool
+    position: int
+
+
+Expr = Union[Attribute, Literal, Star, Call, Binary, Not, Negate, InList, Like, IsNull, IsBoolean]
+
+
+@dataclass(frozen=True, slots=True)
+class SelectItem:
+    expr: Expr
+    alias: str | None
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class RelativeTime:
+    """`n unit ago`, kept as milliseconds before now."""
+
+    milliseconds: int
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class AbsoluteTime:
+    epoch_ms: int
+    position: int
+
+
+TimePoint = Union[RelativeTime, AbsoluteTime, "NamedTime"]
+
+
+@dataclass(slots=True)
+class Query:
+    select: list[SelectItem]
+    event_types: list[str]
+    where: Expr | None = None
+    facets: list[SelectItem] = field(default_factory=list)
+    since: TimePoint | None = None
+    until: TimePoint | None = None
+    limit: int | None = None       # None: the default for the query shape
+    limit_max: bool = False
+    timeseries: int | str | None = None   # bucket in ms, "auto", "max"
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NamedTime:
+    """`now`, `today`, `yesterday`: resolved against the clock when the query runs."""
+
+    name: str
+    position: int

@@ -1,0 +1,80 @@
+"""Attribute names -> SQL expressions, in the type a context needs.
+
+Hot attributes (see store/schema.py) read their typed column; all others are
+extracted from the per-event JSON object. A value that did not fit its hot
+column's type was stored in the JSON object under the same name, so contexts of
+the other type read it from there.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from sqlglot import exp
+
+from trailguard.nrql.dialects import SqlDialect
+from trailguard.nrql.params import Params
+from trailguard.store.schema import HOT_BY_ATTRIBUTE
+
+
+class Decode(Enum):
+    """How a result column's raw value becomes a JSON result value."""
+
+    PLAIN = "plain"   # already a Python scalar
+    JSON = "json"     # JSON text to parse
+
+
+# Attributes every event has, held in base columns rather than the attribute map.
+BASE_ATTRIBUTES = {"timestamp": "timestamp", "eventType": "event_type"}
+
+
+class AttributeResolver:
+    """Builds the SQL for reading attributes, binding every name as a parameter."""
+
+    def __init__(self, dialect: SqlDialect, params: Params) -> None:
+        self.dialect = dialect
+        self.params = params
+
+    def _path(self, name: str) -> exp.Expression:
+        return self.params.bind(self.dialect.json_path(name))
+
+    def value(self, name: str) -> tuple[exp.Expression, Decode]:
+        """The attribute in its own type (for SELECT, FACET, uniqueCount, latest)."""
+        if name in BASE_ATTRIBUTES:
+            return exp.column(BASE_ATTRIBUTES[name]), Decode.PLAIN
+        hot = HOT_BY_ATTRIBUTE.get(name)
+        if hot is not None:
+            return exp.column(hot.column), Decode.PLAIN
+        return self.dialect.json_value(self._path(name)), Decode.JSON
+
+    def text(self, name: str) -> exp.Expression:
+        """The attribute as a string, for `=`, `IN`, `LIKE` against strings."""
+        if name in BASE_ATTRIBUTES:
+            return self.dialect.to_text(exp.column(BASE_ATTRIBUTES[name]))
+        hot = HOT_BY_ATTRIBUTE.get(name)
+        if hot is not None and hot.sql_type == "VARCHAR":
+            return exp.column(hot.column)
+        return self.dialect.json_text(self._path(name))
+
+    def number(self, name: str) -> exp.Expression:
+        """The attribute as a number (NULL when not numeric), for comparisons and math."""
+        if name in BASE_ATTRIBUTES:
+            return exp.column(BASE_ATTRIBUTES[name])
+        hot = HOT_BY_ATTRIBUTE.get(name)
+        if hot is not None and hot.sql_type == "DOUBLE":
+            return exp.column(hot.column)
+        return self.dialect.to_number(self.dialect.json_text(self._path(name)))
+
+    def boolean(self, name: str) -> exp.Expression:
+        """The attribute as a boolean, for `IS TRUE` / `IS FALSE` and `= true`."""
+        return self.dialect.to_boolean(self.dialect.json_text(self._path(name)))
+
+    def is_missing(self, name: str) -> exp.Expression:
+        """True when the event has no value for the attribute (in any type)."""
+        if name in BASE_ATTRIBUTES:
+            return exp.false()
+        json_missing = exp.Is(this=self.dialect.json_value(self._path(name)), expression=exp.Null())
+        hot = HOT_BY_ATTRIBUTE.get(name)
+        if hot is None:
+            return json_missing
+        return exp.and_(exp.Is(this=exp.column(hot.column), expression=exp.Null()), json_missing)

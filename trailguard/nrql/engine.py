@@ -1,0 +1,21 @@
+"""Run NRQL against a store: parse, compile, read, shape the result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trailguard.nrql.compiler import CompiledQuery, compile_query
+from trailguard.nrql.parser import parse
+from trailguard.nrql.results import build_results
+from trailguard.store.base import EventStore
+
+
+def compile_nrql(text: str, dialect: str = "duckdb", now_ms: int | None = None) -> CompiledQuery:
+    """The SQL and bound parameters NRQL `text` becomes; raises `NrqlError` when invalid."""
+    return compile_query(parse(text), text, dialect, now_ms)
+
+
+def run_nrql(store: EventStore, text: str, now_ms: int | None = None) -> dict[str, Any]:
+    """Answer NRQL `text` from `store` as `{"results": [...], "metadata": {...}}`."""
+    compiled = compile_nrql(text, store.dialect, now_ms)
+    return build_results(compiled.plan, store.read(compiled.sql, compiled.params))

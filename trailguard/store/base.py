@@ -1,0 +1,41 @@
+"""What every event store offers the rest of trailguard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from trailguard.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """What a write did: events newly stored, events already present, replayed request."""
+
+    stored: int
+    duplicates: int
+    replayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Rows of a read, with their column names."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+class EventStore(Protocol):
+    """An event store. `dialect` names the sqlglot dialect its SQL is written in."""
+
+    dialect: str
+
+    def write(self, events: list[Event], request_id: str | None = None,
+              received_ms: int = 0) -> WriteResult:
+        """Commit `events` durably, once; a repeated `request_id` stores nothing."""
+
+    def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
+        """Run one read-only statement with bound parameters."""
+
+    def close(self) -> None:
+        """Flush and release the store."""

@@ -1,0 +1,88 @@
+"""Which attributes live in real typed columns, and how the rest is kept.
+
+Group-bys and filters on real columns are orders of magnitude faster than on
+JSON extraction (see ARCHITECTURE.md), so the attributes security queries facet
+and filter on most get columns of their own. Every other attribute is kept,
+typed, in one JSON object per event (`attrs`) and stays queryable.
+
+A value whose type does not fit its column (a string in `detail.severity`) goes
+to `attrs` under the same name instead, so nothing is ever dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+TABLE = "events"
+ATTRS_COLUMN = "attrs"
+
+
+@dataclass(frozen=True, slots=True)
+class HotColumn:
+    """An attribute stored in a typed column of its own."""
+
+    attribute: str
+    column: str
+    sql_type: str  # "VARCHAR" or "DOUBLE"
+
+    def accepts(self, value: object) -> bool:
+        if self.sql_type == "DOUBLE":
+            return isinstance(value, int | float) and not isinstance(value, bool)
+        return isinstance(value, str)
+
+
+def _column_name(attribute: str) -> str:
+    # Dots and dashes map differently so `detail.type` and `detail-type` stay apart.
+    spelled = attribute.replace(".", "__").replace("-", "_")
+    return "a_" + re.sub(r"[^0-9A-Za-z_]", "_", spelled).lower()
+
+
+_STRINGS = (
+    # every event
+    "message", "logtype",
+    # EventBridge envelope and GuardDuty findings
+    "source", "detail-type", "account", "region", "id",
+    "detail.type", "detail.id", "detail.title", "detail.accountId", "detail.region",
+    "detail.updatedAt", "detail.service.serviceName", "detail.resource.resourceType",
+    "detail.service.action.actionType",
+    # CloudTrail
+    "provider", "eventName", "eventSource", "eventType", "eventID", "eventCategory",
+    "errorCode", "errorMessage", "awsRegion", "sourceIPAddress", "userAgent",
+    "recipientAccountId", "userIdentity.type", "userIdentity.arn", "userIdentity.userName",
+    "userIdentity.accountId", "userIdentity.principalId", "userIdentity.invokedBy",
+    "responseElements.ConsoleLogin", "additionalEventData.MFAUsed",
+)
+_NUMBERS = ("detail.severity", "detail.service.count")
+
+HOT_COLUMNS: tuple[HotColumn, ...] = tuple(
+    [HotColumn(name, _column_name(name), "VARCHAR") for name in _STRINGS]
+    + [HotColumn(name, _column_name(name), "DOUBLE") for name in _NUMBERS]
+)
+HOT_BY_ATTRIBUTE: dict[str, HotColumn] = {hot.attribute: hot for hot in HOT_COLUMNS}
+if len({hot.column for hot in HOT_COLUMNS}) != len(HOT_COLUMNS):
+    raise RuntimeError("two hot attributes map to the same column name")
+
+# Columns every row has besides the hot ones. `timestamp` is the NRQL attribute
+# of the same name; `event_type` is what FROM selects.
+BASE_COLUMNS = (
+    ("event_type", "VARCHAR NOT NULL"),
+    ("timestamp", "BIGINT NOT NULL"),
+    ("dedup_key", "VARCHAR"),
+)
+
+
+def create_statements() -> list[str]:
+    """DDL for the events table and the idempotency tables (DuckDB dialect).
+
+    Built only from the constant names above, never from user input.
+    """
+    columns = [f'"{name}" {sql_type}' for name, sql_type in BASE_COLUMNS]
+    columns += [f'"{hot.column}" {hot.sql_type}' for hot in HOT_COLUMNS]
+    columns.append(f'"{ATTRS_COLUMN}" JSON')
+    return [
+        f'CREATE TABLE IF NOT EXISTS {TABLE} ({", ".join(columns)})',
+        "CREATE TABLE IF NOT EXISTS dedup_keys (key VARCHAR PRIMARY KEY)",
+        "CREATE TABLE IF NOT EXISTS delivery_requests ("
+        "request_id VARCHAR PRIMARY KEY, received_ms BIGINT NOT NULL, events INTEGER NOT NULL)",
+    ]

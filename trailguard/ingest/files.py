@@ -8,6 +8,8 @@ exactly as if they had arrived through Firehose. Digest files are skipped.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
 import time
 from collections.abc import Iterator
@@ -23,8 +25,9 @@ from trailguard.ingest.documents import (
     is_cloudtrail_record,
     log_event,
 )
-from trailguard.ingest.payloads import split_json_documents
+from trailguard.ingest.payloads import events_from_record, split_json_documents
 
+MAX_RECORD_BYTES = 128 * 1024 * 1024
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 
 
@@ -71,7 +74,11 @@ def read_file(path: Path) -> FileEvents:
         top = documents[0]
         if "digestStartTime" in top and "Records" not in top:
             return FileEvents(path, [], skipped="CloudTrail digest file")
-    return FileEvents(path, list(_events_of(documents, int(time.time() * 1000))))
+    try:
+        events = list(_events_of(documents, int(time.time() * 1000)))
+    except IngestError as exc:
+        raise IngestError(f"{path}: {exc}") from exc
+    return FileEvents(path, events)
 
 
 def _events_of(documents: list[Any], now_ms: int) -> Iterator[Event]:
@@ -84,6 +91,8 @@ def _events_of(documents: list[Any], now_ms: int) -> Iterator[Event]:
             for record in document["Records"]:
                 if isinstance(record, dict):
                     yield cloudtrail_event(record, fallback_ms=now_ms)
+        elif isinstance(document.get("records"), list) and "requestId" in document:
+            yield from _firehose_body_events(document, now_ms)
         elif isinstance(document.get("Findings"), list):
             for finding in camel_case_keys(document["Findings"]):
                 yield log_event(finding, now_ms)
@@ -91,3 +100,17 @@ def _events_of(documents: list[Any], now_ms: int) -> Iterator[Event]:
             yield cloudtrail_event(document, fallback_ms=now_ms)
         else:
             yield log_event(document, now_ms)
+
+
+def _firehose_body_events(body: dict[str, Any], now_ms: int) -> Iterator[Event]:
+    """A saved Firehose delivery request body: its records, decoded as the endpoint would."""
+    timestamp = body.get("timestamp") if isinstance(body.get("timestamp"), int) else now_ms
+    for index, record in enumerate(body["records"]):
+        data = record.get("data") if isinstance(record, dict) else None
+        if not isinstance(data, str):
+            raise IngestError(f"records[{index}] has no base64 'data' string")
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise IngestError(f"records[{index}].data is not valid base64: {exc}") from exc
+        yield from events_from_record(raw, timestamp, {}, MAX_RECORD_BYTES)

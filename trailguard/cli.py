@@ -1,0 +1,100 @@
+"""The `trailguard` command: serve, import, query."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from trailguard import __version__
+from trailguard.errors import TrailguardError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except TrailguardError as exc:
+        print(f"trailguard: error: {exc}", file=sys.stderr)
+        return _exit_code(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _exit_code(exc: TrailguardError) -> int:
+    from trailguard.errors import NrqlError
+
+    return 2 if isinstance(exc, NrqlError) else 1
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trailguard", description="Self-hosted security monitoring for AWS.")
+    parser.add_argument("--version", action="version", version=f"trailguard {__version__}")
+    parser.add_argument("--config", type=Path, help="YAML config file (default: ./trailguard.yaml)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server (Firehose endpoint, query API)")
+    serve.add_argument("--data-dir", type=Path, help="data directory (default: ./data)")
+    serve.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: 8080)")
+    serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS")
+    serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    serve.set_defaults(handler=_serve)
+
+    importer = commands.add_parser("import", help="import CloudTrail / GuardDuty files")
+    importer.add_argument("--data-dir", type=Path, help="data directory (default: ./data)")
+    importer.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    importer.set_defaults(handler=_import)
+
+    query = commands.add_parser("query", help="run an NRQL query")
+    where = query.add_mutually_exclusive_group()
+    where.add_argument("--data-dir", type=Path, help="read this data directory directly")
+    where.add_argument("--url", help="ask a running server, e.g. http://127.0.0.1:8080")
+    query.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    query.add_argument("--explain", action="store_true", help="print the SQL, do not run it")
+    query.add_argument("--insecure", action="store_true",
+                       help="with --url https://: accept a self-signed certificate")
+    query.add_argument("nrql", metavar="NRQL")
+    query.set_defaults(handler=_query)
+    return parser
+
+
+def _config(args: argparse.Namespace, **overrides: object):
+    from trailguard.config import load_config
+
+    flags = {"data_dir": getattr(args, "data_dir", None), **overrides}
+    return load_config(args.config, flags)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from trailguard.server import serve
+
+    config = _config(args, host=args.host, port=args.port, tls_cert=args.tls_cert,
+                     tls_key=args.tls_key)
+    serve(config)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from trailguard.importer import import_paths
+    from trailguard.store import DuckDBStore
+
+    config = _config(args)
+    store = DuckDBStore(config.data_dir)
+    try:
+        summary = import_paths(store, args.paths)
+    finally:
+        store.close()
+    print(summary.describe())
+    return 0 if not summary.failed else 1
+
+
+def _query(args: argparse.Namespace) -> int:
+    from trailguard.query_client import run_query_command
+
+    return run_query_command(args, _config(args) if not args.url else None)

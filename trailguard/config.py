@@ -1,0 +1,129 @@
+"""The one typed configuration object: defaults, then the YAML file, then
+`TRAILGUARD_*` environment variables, then command-line flags.
+
+Secrets (the ingest and API keys) never come from the YAML file: they come from
+the environment, or are generated once and kept in the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from trailguard.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "trailguard.yaml"
+KEYS_FILE = "keys.json"
+SECRET_KEYS = ("firehose_access_key", "api_key")
+
+
+@dataclass(slots=True)
+class Config:
+    """Everything trailguard can be told. See docs/configuration.md."""
+
+    data_dir: Path = Path("data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    log_level: str = "info"
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_inflated_bytes: int = 128 * 1024 * 1024
+    firehose_access_key: str = field(default="", repr=False)
+    api_key: str = field(default="", repr=False)
+
+
+def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None,
+                environ: dict[str, str] | None = None) -> Config:
+    """Build the configuration; raises `ConfigError` naming the bad key."""
+    environ = dict(os.environ) if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = path or (Path(DEFAULT_CONFIG_FILE) if Path(DEFAULT_CONFIG_FILE).exists()
+                           else None)
+    if config_path is not None:
+        values.update(_read_yaml(config_path))
+
+    known = {item.name for item in fields(Config)}
+    for name in known:
+        env_value = environ.get(f"TRAILGUARD_{name.upper()}")
+        if env_value is not None and env_value != "":
+            values[name] = env_value
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    return _typed(values, known)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must be a mapping of keys to values")
+    leaked = [key for key in SECRET_KEYS if key in loaded]
+    if leaked:
+        raise ConfigError(f"{path}: {', '.join(leaked)} must not be in the config file; set "
+                          f"TRAILGUARD_{leaked[0].upper()} in the environment instead")
+    return loaded
+
+
+def _typed(values: dict[str, Any], known: set[str]) -> Config:
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s): {', '.join(unknown)}")
+    config = Config()
+    for item in fields(Config):
+        if item.name not in values:
+            continue
+        raw = values[item.name]
+        try:
+            setattr(config, item.name, _convert(item.name, raw))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"configuration key {item.name}: {exc}") from exc
+    return config
+
+
+def _convert(name: str, raw: Any) -> Any:
+    if name in ("data_dir", "tls_cert", "tls_key"):
+        return Path(str(raw)).expanduser()
+    if name in ("port", "max_body_bytes", "max_inflated_bytes"):
+        return int(raw)
+    return str(raw)
+
+
+def ensure_keys(config: Config) -> list[str]:
+    """Fill missing keys from the data dir, generating and saving any that do not exist.
+
+    Returns the names of keys generated now, so the caller can show them once.
+    """
+    keys_path = config.data_dir / KEYS_FILE
+    stored: dict[str, str] = {}
+    if keys_path.exists():
+        stored = orjson.loads(keys_path.read_bytes())
+    generated = []
+    for name in SECRET_KEYS:
+        if getattr(config, name):
+            continue
+        if not stored.get(name):
+            stored[name] = secrets.token_urlsafe(32)
+            generated.append(name)
+        setattr(config, name, stored[name])
+    if generated:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(orjson.dumps(stored, option=orjson.OPT_INDENT_2))
+    return generated
+
+
+def stored_key(data_dir: Path, name: str) -> str | None:
+    """A key kept in the data dir by `ensure_keys`, if any."""
+    keys_path = data_dir / KEYS_FILE
+    if not keys_path.exists():
+        return None
+    return orjson.loads(keys_path.read_bytes()).get(name)

@@ -1,0 +1,41 @@
+"""Structured logging: one line per event, `key=value` pairs, never secrets."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+class KeyValueFormatter(logging.Formatter):
+    """`ts=... level=info logger=... msg="..." key=value ...`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        parts = [f"ts={self.formatTime(record, '%Y-%m-%dT%H:%M:%S')}",
+                 f"level={record.levelname.lower()}", f"logger={record.name}",
+                 f"msg={_quote(record.getMessage())}"]
+        parts += [f"{key}={_quote(str(value))}" for key, value in fields.items()]
+        if record.exc_info:
+            parts.append(f"error={_quote(self.formatException(record.exc_info))}")
+        return " ".join(parts)
+
+
+def _quote(text: str) -> str:
+    if text and not any(char in text for char in ' "=\n'):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def setup_logging(level: str = "info") -> None:
+    """Send trailguard's structured logs to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    root = logging.getLogger("trailguard")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+def log_fields(logger: logging.Logger, level: int, message: str, **fields: object) -> None:
+    """Log `message` with structured `fields`."""
+    logger.log(level, message, extra={"fields": fields})

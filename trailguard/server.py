@@ -1,0 +1,54 @@
+"""`trailguard serve`: open the store, print how to reach it, run uvicorn."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from trailguard.config import Config, ensure_keys
+from trailguard.errors import ConfigError
+from trailguard.logs import log_fields, setup_logging
+from trailguard.store import DuckDBStore
+from trailguard.web.app import create_app
+
+log = logging.getLogger("trailguard.server")
+
+
+def serve(config: Config) -> None:
+    """Run the server until interrupted; the store is closed (checkpointed) on exit."""
+    setup_logging(config.log_level)
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    generated = ensure_keys(config)
+    store = DuckDBStore(config.data_dir)
+    try:
+        _announce(config, generated)
+        app = create_app(config, store)
+        uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
+                    ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
+                    ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+                    timeout_keep_alive=30)
+    finally:
+        store.close()
+        log_fields(log, logging.INFO, "server stopped", data_dir=config.data_dir)
+
+
+def _announce(config: Config, generated: list[str]) -> None:
+    scheme = "https" if config.tls_cert else "http"
+    base = f"{scheme}://{config.host}:{config.port}"
+    keys_file = config.data_dir / "keys.json"
+    print(f"trailguard is serving {config.data_dir}/ on {base}", flush=True)
+    print(f"  Firehose HTTP endpoint: {base}/firehose/v1", flush=True)
+    print(f"  Log API endpoint:       {base}/log/v1", flush=True)
+    print(f"  NRQL query API:         {base}/api/v1/nrql", flush=True)
+    for name, env in (("firehose_access_key", "TRAILGUARD_FIREHOSE_ACCESS_KEY"),
+                      ("api_key", "TRAILGUARD_API_KEY")):
+        if name in generated:
+            print(f"  {env} was not set: generated one and saved it in {keys_file}:", flush=True)
+            print(f"    {getattr(config, name)}", flush=True)
+        else:
+            print(f"  {env}: from the environment or {keys_file}", flush=True)
+    if scheme == "http":
+        print("  Firehose delivers only to HTTPS: use --tls-cert/--tls-key or a reverse proxy.",
+              flush=True)

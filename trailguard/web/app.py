@@ -1,0 +1,34 @@
+"""The HTTP application: receivers, query API, health."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from trailguard import __version__
+from trailguard.config import Config
+from trailguard.ingest.firehose import Limits
+from trailguard.store.base import EventStore
+from trailguard.web.query_api import nrql_endpoint
+from trailguard.web.receivers import firehose_endpoint, log_api_endpoint
+from trailguard.web.state import AppState
+
+
+async def health(request: Request) -> Response:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+def create_app(config: Config, store: EventStore) -> Starlette:
+    """The ASGI app serving `store` with the keys and limits in `config`."""
+    app = Starlette(routes=[
+        Route("/firehose/v1", firehose_endpoint, methods=["POST"]),
+        Route("/log/v1", log_api_endpoint, methods=["POST"]),
+        Route("/api/v1/nrql", nrql_endpoint, methods=["POST"]),
+        Route("/health", health, methods=["GET"]),
+    ])
+    limits = Limits(max_body_bytes=config.max_body_bytes,
+                    max_inflated_bytes=config.max_inflated_bytes)
+    app.state.trailguard = AppState(config, store, limits)
+    return app

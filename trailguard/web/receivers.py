@@ -1,0 +1,101 @@
+"""HTTP receivers: the Firehose HTTP endpoint and the New Relic Log API."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from trailguard.errors import IngestError, StoreError
+from trailguard.ingest.firehose import Limits, decode_request
+from trailguard.ingest.logapi import decode_log_payload
+from trailguard.ingest.payloads import gunzip_bounded
+from trailguard.logs import log_fields
+from trailguard.web.auth import key_matches, presented_key
+from trailguard.web.bodies import read_limited
+from trailguard.web.state import AppState
+
+log = logging.getLogger("trailguard.ingest")
+
+LOG_API_KEY_HEADERS = ("api-key", "x-license-key", "x-insert-key")
+
+
+async def firehose_endpoint(request: Request) -> Response:
+    """`POST /firehose/v1`: answer 200 only once every record is committed."""
+    state: AppState = request.app.state.trailguard
+    header_id = request.headers.get("x-amz-firehose-request-id", "")
+    started = time.monotonic()
+
+    presented = request.headers.get("x-amz-firehose-access-key")
+    if not key_matches(presented, state.config.firehose_access_key):
+        status = 401 if not presented else 403
+        reason = "missing X-Amz-Firehose-Access-Key" if not presented else "access key rejected"
+        log_fields(log, logging.WARNING, "firehose delivery refused", request_id=header_id,
+                   status=status, reason=reason)
+        return _firehose_error(header_id, status, reason)
+
+    try:
+        body = await read_limited(request, state.limits.max_body_bytes)
+        batch = await run_in_threadpool(decode_request, body, request.headers, state.limits)
+        result = await run_in_threadpool(state.store.write, batch.events, batch.request_id,
+                                         _now_ms())
+    except IngestError as exc:
+        log_fields(log, logging.WARNING, "firehose delivery rejected", request_id=header_id,
+                   status=exc.status, reason=str(exc))
+        return _firehose_error(header_id, exc.status, str(exc))
+    except StoreError as exc:
+        log_fields(log, logging.ERROR, "firehose delivery not stored", request_id=header_id,
+                   reason=str(exc))
+        return _firehose_error(header_id, 503, "store unavailable, retry later")
+
+    log_fields(log, logging.INFO, "firehose delivery committed", request_id=batch.request_id,
+               events=result.stored, duplicates=result.duplicates, replayed=result.replayed,
+               ms=round((time.monotonic() - started) * 1000, 1))
+    return JSONResponse({"requestId": batch.request_id, "timestamp": _now_ms()})
+
+
+async def log_api_endpoint(request: Request) -> Response:
+    """`POST /log/v1`: the New Relic Log API shapes, gzip allowed."""
+    state: AppState = request.app.state.trailguard
+    presented = presented_key(request.headers, LOG_API_KEY_HEADERS) \
+        or request.query_params.get("Api-Key")
+    if not key_matches(presented, state.config.firehose_access_key):
+        status = 401 if not presented else 403
+        return JSONResponse({"error": "missing Api-Key header" if status == 401
+                             else "Api-Key rejected"}, status_code=status)
+
+    try:
+        body = await read_limited(request, state.limits.max_body_bytes)
+        if request.headers.get("content-encoding", "").lower() == "gzip":
+            body = gunzip_bounded(body, state.limits.max_inflated_bytes, "request body")
+        events = await run_in_threadpool(decode_log_payload, body, _now_ms())
+        result = await run_in_threadpool(state.store.write, events)
+    except IngestError as exc:
+        log_fields(log, logging.WARNING, "log api request rejected", status=exc.status,
+                   reason=str(exc))
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except StoreError as exc:
+        log_fields(log, logging.ERROR, "log api request not stored", reason=str(exc))
+        return JSONResponse({"error": "store unavailable, retry later"}, status_code=503)
+
+    request_id = str(uuid.uuid4())
+    log_fields(log, logging.INFO, "log api request committed", request_id=request_id,
+               events=result.stored, duplicates=result.duplicates)
+    return JSONResponse({"requestId": request_id}, status_code=202)
+
+
+def _firehose_error(request_id: str, status: int, message: str) -> JSONResponse:
+    """The error body the Firehose specification asks for."""
+    return JSONResponse({"requestId": request_id, "timestamp": _now_ms(),
+                         "errorMessage": message}, status_code=status)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+__all__ = ["Limits", "firehose_endpoint", "log_api_endpoint"]

@@ -1,0 +1,16 @@
+"""What the HTTP app shares between requests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trailguard.config import Config
+from trailguard.ingest.firehose import Limits
+from trailguard.store.base import EventStore
+
+
+@dataclass(slots=True)
+class AppState:
+    config: Config
+    store: EventStore
+    limits: Limits

@@ -16,6 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from trailguard.logs import setup_logging
+
+    setup_logging("warning")
     try:
         return int(args.handler(args) or 0)
     except TrailguardError as exc:

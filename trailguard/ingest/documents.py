@@ -13,7 +13,7 @@ from trailguard.ingest.flatten import flatten
 from trailguard.ingest.timestamps import coerce_epoch_ms, parse_iso_ms
 
 CLOUDTRAIL_KEYS = ("eventTime", "eventID")
-FINDING_KEYS = ("schemaVersion", "type", "severity")
+FINDING_KEYS = ("id", "type", "severity")
 
 
 def is_cloudtrail_record(document: dict[str, Any]) -> bool:
@@ -25,7 +25,11 @@ def is_cloudtrail_record(document: dict[str, Any]) -> bool:
 
 def is_guardduty_finding(document: dict[str, Any]) -> bool:
     """True for a bare GuardDuty finding (camelCase, as in S3 exports)."""
-    return all(key in document for key in FINDING_KEYS) and "id" in document
+    if not all(key in document for key in FINDING_KEYS):
+        return False
+    service = document.get("service")
+    from_guardduty = isinstance(service, dict) and service.get("serviceName") == "guardduty"
+    return from_guardduty or "schemaVersion" in document
 
 
 def is_eventbridge_event(document: dict[str, Any]) -> bool:

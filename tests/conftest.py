@@ -1,0 +1,29 @@
+"""Fixtures shared by every test folder: sample data and a real server process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from live_server import Server, start_server
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED = REPO_ROOT.parent / "shared"
+SAMPLES = SHARED / "samples"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    """`../shared/samples`, or skip: those tests need the public sample data beside the repo."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"public sample data not found at {SAMPLES} (../shared is absent)")
+    return SAMPLES
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    """A fresh server on an empty data directory."""
+    running = start_server(tmp_path / "data")
+    yield running
+    running.stop()

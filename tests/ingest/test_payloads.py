@@ -1,0 +1,111 @@
+"""Record decoding: compression is sniffed, every shape a record can carry is read."""
+
+import gzip
+import json
+
+import pytest
+
+from trailguard.errors import IngestError
+from trailguard.ingest.payloads import events_from_record, gunzip_bounded, split_json_documents
+
+LIMIT = 10 * 1024 * 1024
+NOW = 1_700_000_000_000
+
+
+def finding(finding_id: str, updated_at: str = "2023-11-14T22:13:20.000Z") -> dict:
+    return {
+        "version": "0", "id": f"env-{finding_id}", "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty", "account": "111122223333", "time": "2023-11-14T22:13:20Z",
+        "region": "us-east-1", "resources": [],
+        "detail": {"schemaVersion": "2.0", "accountId": "111122223333", "region": "us-east-1",
+                   "id": finding_id, "type": "Recon:EC2/PortProbeUnprotectedPort",
+                   "severity": 5.0, "title": "example", "createdAt": "2023-11-14T22:00:00.000Z",
+                   "updatedAt": updated_at,
+                   "service": {"serviceName": "guardduty", "count": 1, "archived": False}},
+    }
+
+
+def decode(data: bytes) -> list:
+    return events_from_record(data, NOW, {}, LIMIT)
+
+
+def test_bl01_plain_json_record_is_not_assumed_to_be_gzip():
+    events = decode(json.dumps(finding("f-01")).encode())
+
+    assert len(events) == 1
+    attributes = events[0].attributes
+    assert attributes["source"] == "aws.guardduty"
+    assert attributes["detail.id"] == "f-01"
+    assert events[0].timestamp == 1_700_000_000_000  # the EventBridge `time`
+
+
+def test_gzip_record_is_sniffed_and_inflated():
+    events = decode(gzip.compress(json.dumps(finding("f-gz")).encode()))
+    assert [event.attributes["detail.id"] for event in events] == ["f-gz"]
+
+
+@pytest.mark.parametrize("separator", ["\n", "", "  \r\n"])
+def test_several_json_documents_in_one_record(separator):
+    text = separator.join(json.dumps(finding(f"f-{index}")) for index in range(3))
+    assert [e.attributes["detail.id"] for e in decode(text.encode())] == ["f-0", "f-1", "f-2"]
+
+
+def test_plain_text_becomes_message():
+    events = decode(b"Accepted publickey for ec2-user from 198.51.100.7 port 22\n")
+    assert len(events) == 1
+    assert events[0].attributes == {
+        "message": "Accepted publickey for ec2-user from 198.51.100.7 port 22"}
+    assert events[0].timestamp == NOW
+
+
+def test_bl02_cloudwatch_logs_control_message_dropped_data_expanded():
+    cloudtrail = {"eventVersion": "1.08", "eventTime": "2023-11-14T22:00:00Z",
+                  "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+                  "awsRegion": "us-east-1", "eventID": "e-1",
+                  "userIdentity": {"type": "Root", "arn": "arn:aws:iam::111122223333:root"}}
+    control = {"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs", "logEvents": [
+        {"id": "", "timestamp": 1700000000000,
+         "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}
+    data = {"messageType": "DATA_MESSAGE", "owner": "111122223333",
+            "logGroup": "aws-cloudtrail-logs-example",
+            "logStream": "111122223333_CloudTrail_us-east-1",
+            "logEvents": [
+                {"id": "1", "timestamp": 1700000000000, "message": json.dumps(cloudtrail)},
+                {"id": "2", "timestamp": 1700000001000,
+                 "message": json.dumps({**cloudtrail, "eventID": "e-2"})}]}
+
+    assert decode(gzip.compress(json.dumps(control).encode())) == []
+    events = decode(gzip.compress(json.dumps(data).encode()))
+
+    assert [event.timestamp for event in events] == [1700000000000, 1700000001000]
+    assert [event.attributes["eventID"] for event in events] == ["e-1", "e-2"]
+    assert events[0].attributes["userIdentity.type"] == "Root"
+    assert events[0].attributes["aws.logGroup"] == "aws-cloudtrail-logs-example"
+    assert events[0].event_type == "Log"
+
+
+def test_damaged_gzip_record_is_kept_and_flagged_not_dropped():
+    damaged = gzip.compress(b'{"a": 1}' * 100)[:-12]
+    events = decode(damaged)
+    assert len(events) == 1
+    assert "truncated gzip" in events[0].attributes["trailguard.parseError"]
+    assert events[0].attributes["message"].startswith("hex:1f8b")
+
+
+def test_gzip_bomb_is_refused_with_413():
+    bomb = gzip.compress(b"\0" * (LIMIT + 1))
+    with pytest.raises(IngestError) as caught:
+        gunzip_bounded(bomb, LIMIT, "record")
+    assert caught.value.status == 413
+    assert "decompressed size limit" in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"a":1}{"b":2}', [{"a": 1}, {"b": 2}]),
+    ('[1, 2]', [[1, 2]]),
+    ('{"a":1} trailing words', None),
+    ('plain', None),
+    ('', None),
+])
+def test_split_json_documents(text, expected):
+    assert split_json_documents(text) == expected

@@ -1,0 +1,1 @@
+"""Realistic GuardDuty findings and CloudTrail records for demos, benchmarks and tests."""

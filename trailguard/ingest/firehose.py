@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -32,11 +33,17 @@ class Limits:
 
 @dataclass(slots=True)
 class FirehoseBatch:
-    """A decoded delivery: its id, its time, and the events it carries."""
+    """A decoded delivery: its id, its time, and the events it carries.
+
+    `delivery_key` identifies this exact delivery: the requestId plus a digest of
+    the records, so a retry (same id, same records) is recognised while a
+    different body sent under a reused id is still stored.
+    """
 
     request_id: str
     timestamp: int
     events: list[Event]
+    delivery_key: str
 
 
 def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> FirehoseBatch:
@@ -58,11 +65,14 @@ def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> F
             f"request has {len(records)} records; the limit is {limits.max_records}", 413)
 
     common = common_attributes(headers.get("x-amz-firehose-common-attributes"))
+    digest = hashlib.sha256()
     events: list[Event] = []
     for index, record in enumerate(records):
         data = _record_bytes(record, index)
+        digest.update(len(data).to_bytes(8, "big") + data)
         events.extend(events_from_record(data, timestamp, common, limits.max_inflated_bytes))
-    return FirehoseBatch(request_id, timestamp, events)
+    delivery_key = f"{request_id}|{digest.hexdigest()[:32]}"
+    return FirehoseBatch(request_id, timestamp, events, delivery_key)
 
 
 def common_attributes(header: str | None) -> dict[str, Scalar]:

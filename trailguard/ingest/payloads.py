@@ -127,9 +127,13 @@ def _cloudwatch_logs_events(envelope: dict[str, Any], extra: dict[str, Scalar]) 
         if documents and len(documents) == 1 and isinstance(documents[0], dict):
             event = log_event(documents[0], timestamp, context, raw_text=message)
             event.timestamp = timestamp or event.timestamp
-            events.append(event)
         else:
-            events.append(text_log_event(message, timestamp, context))
+            event = text_log_event(message, timestamp, context)
+        if event.dedup_key is None and entry.get("id"):
+            # CloudWatch Logs gives every log event an id unique within its stream.
+            event.dedup_key = (f"cwl:{envelope.get('owner')}|{envelope.get('logGroup')}|"
+                               f"{envelope.get('logStream')}|{entry['id']}")
+        events.append(event)
     return events
 
 

@@ -41,7 +41,7 @@ async def firehose_endpoint(request: Request) -> Response:
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
         batch = await run_in_threadpool(decode_request, body, request.headers, state.limits)
-        result = await run_in_threadpool(state.store.write, batch.events, batch.request_id,
+        result = await run_in_threadpool(state.store.write, batch.events, batch.delivery_key,
                                          _now_ms())
     except IngestError as exc:
         log_fields(log, logging.WARNING, "firehose delivery rejected", request_id=header_id,

@@ -43,8 +43,10 @@ class DuckDBStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._connection = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            # Another process holds the file lock (IOException), or this process has it
+            # open with another mode (ConnectionException).
+            if "lock" in str(exc).lower() or "different configuration" in str(exc):
                 raise StoreBusyError(
                     f"{self.path} is in use by another trailguard process (a running server?); "
                     "query that server with --url instead") from exc

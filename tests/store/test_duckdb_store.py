@@ -1,0 +1,128 @@
+"""The DuckDB store keeps every value whatever its type, once."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trailguard.errors import StoreBusyError, StoreError
+from trailguard.events import Event
+from trailguard.ingest.documents import cloudtrail_event
+from trailguard.nrql import run_nrql
+from trailguard.store import DuckDBStore
+
+T0 = 1_700_000_000_000
+NOW = T0 + 60_000
+EVER = "SINCE 30 years ago"
+
+
+def ct(event_id: str, **fields) -> dict:
+    record = {"eventVersion": "1.08", "eventTime": "2023-11-14T22:13:20Z",
+              "eventSource": "iam.amazonaws.com", "eventName": "CreateUser",
+              "awsRegion": "us-east-1", "eventID": event_id,
+              "userIdentity": {"type": "IAMUser", "userName": "example"}}
+    record.update(fields)
+    return record
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = DuckDBStore(tmp_path)
+    yield opened
+    opened.close()
+
+
+def results(store, nrql: str) -> list:
+    return run_nrql(store, nrql, now_ms=NOW)["results"]
+
+
+def test_bl06_object_in_one_event_string_in_another(store):
+    glue = ct("a", eventSource="glue.amazonaws.com", eventName="UpdateCrawler",
+              requestParameters={"role": "arn:aws:iam::111122223333:role/example"})
+    iam = ct("b", eventName="CreateInstanceProfile",
+             requestParameters={"role": {"roleName": "example"}},
+             responseElements={"role": {"roleName": "example"}})
+    store.write([cloudtrail_event(glue), cloudtrail_event(iam)])
+
+    assert results(store, "SELECT count(*) FROM InfrastructureEvent WHERE eventSource IN "
+                          f"('glue.amazonaws.com','iam.amazonaws.com') {EVER}") == [{"count": 2}]
+    rows = results(store, "SELECT requestParameters.role, requestParameters.role.roleName "
+                          f"FROM InfrastructureEvent {EVER}")
+    assert sorted((r["requestParameters.role"] or "", r["requestParameters.role.roleName"] or "")
+                  for r in rows) == [("", "example"),
+                                     ("arn:aws:iam::111122223333:role/example", "")]
+
+
+def test_bl08_date_looking_strings_and_numbers_are_kept_as_sent(store):
+    records = [ct("a", requestParameters={"logStreamNamePrefix": "2021/05/01"}),
+               ct("b", requestParameters={"logStreamNamePrefix": "example-prefix"}),
+               ct("c", requestParameters={"startTime": 1700000000}),
+               ct("d", requestParameters={"startTime": "Nov 14, 2023 10:13:20 PM"})]
+    store.write([cloudtrail_event(record) for record in records])
+
+    prefixes = results(store, "SELECT requestParameters.logStreamNamePrefix FROM "
+                              f"InfrastructureEvent WHERE eventID IN ('a', 'b') {EVER}")
+    starts = results(store, "SELECT requestParameters.startTime FROM InfrastructureEvent "
+                            f"WHERE eventID IN ('c', 'd') {EVER}")
+    assert sorted(r["requestParameters.logStreamNamePrefix"] for r in prefixes) == [
+        "2021/05/01", "example-prefix"]
+    assert sorted(map(str, (r["requestParameters.startTime"] for r in starts))) == [
+        "1700000000", "Nov 14, 2023 10:13:20 PM"]
+
+
+def test_a_value_of_another_type_than_its_column_is_kept(store):
+    store.write([Event("Log", T0, {"detail.severity": 8}),
+                 Event("Log", T0, {"detail.severity": "HIGH"})])
+    rows = results(store, f"FROM Log SELECT * {EVER}")
+    assert sorted(str(row["detail.severity"]) for row in rows) == ["8", "HIGH"]
+    assert results(store, f"FROM Log SELECT count(*) WHERE detail.severity = 'HIGH' {EVER}") \
+        == [{"count": 1}]
+    assert results(store, f"FROM Log SELECT count(*) WHERE detail.severity > 7 {EVER}") \
+        == [{"count": 1}]
+
+
+def test_bl11_huge_values_are_stored_whole_and_searchable(store):
+    policy = '{"Statement": [' + ",".join(['{"Action": "s3:ListBucket"}'] * 1500) \
+        + ',{"Action": "s3:GetObject"}]}'
+    assert len(policy) > 40_000
+    tags = [{"key": f"k{index}", "value": "v" * 400} for index in range(500)]
+    store.write([cloudtrail_event(ct("p", eventName="PutRolePolicy",
+                                     requestParameters={"policyDocument": policy})),
+                 cloudtrail_event(ct("r", eventName="RunInstances",
+                                     requestParameters={"tagSpecificationSet": tags}))])
+
+    rows = results(store, "SELECT requestParameters.policyDocument FROM InfrastructureEvent "
+                          f"WHERE requestParameters.policyDocument LIKE '%s3:GetObject%' {EVER}")
+    assert [row["requestParameters.policyDocument"] for row in rows] == [policy]
+    assert results(store, "SELECT count(*) FROM InfrastructureEvent WHERE "
+                          f"requestParameters.tagSpecificationSet.499.key = 'k499' {EVER}") \
+        == [{"count": 1}]
+
+
+def test_content_duplicates_and_replayed_deliveries_are_stored_once(store):
+    first = store.write([cloudtrail_event(ct("x")), Event("Log", T0, {"message": "m"})], "d-1")
+    replay = store.write([cloudtrail_event(ct("x")), Event("Log", T0, {"message": "m"})], "d-1")
+    again = store.write([cloudtrail_event(ct("x"))], "d-2")
+    changed = store.write([cloudtrail_event(ct("x", errorCode="AccessDenied"))], "d-3")
+
+    assert (first.stored, replay.replayed, again.stored, changed.stored) == (2, True, 0, 1)
+    assert results(store, f"FROM InfrastructureEvent SELECT count(*) {EVER}") == [{"count": 2}]
+
+
+def test_second_process_and_missing_data_get_actionable_errors(store, tmp_path: Path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from trailguard.store import DuckDBStore; "
+         "held = DuckDBStore(sys.argv[1]); print('ready', flush=True); time.sleep(60)",
+         str(tmp_path / "other")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(StoreBusyError, match="query that server with --url"):
+            DuckDBStore(tmp_path / "other", read_only=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    with pytest.raises(StoreBusyError):  # this process already has it open for writing
+        DuckDBStore(tmp_path, read_only=True)
+    with pytest.raises(StoreError, match="no trailguard data"):
+        DuckDBStore(tmp_path / "empty", read_only=True)

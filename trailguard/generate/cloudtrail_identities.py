@@ -94,8 +94,8 @@ def user_identity(principal: Principal, created: str, mfa: bool = False,
     if principal.kind == ASSUMED_ROLE:
         identity["sessionContext"] = _role_session(principal, created, mfa)
     elif console_session:
+        # A root or user console session: no issuer, only when and whether MFA was used.
         identity["sessionContext"] = {
-            "sessionIssuer": {}, "webIdFederationData": {},
             "attributes": {"creationDate": created, "mfaAuthenticated": _flag(mfa)},
         }
     return identity

@@ -49,8 +49,9 @@ def _sdk_date(ms: int) -> str:
     """`Sep 27, 2022, 5:09:18 PM`, how CloudTrail prints dates inside IAM/STS responses."""
     moment = time.gmtime(ms // 1000)
     hour = moment.tm_hour % 12 or 12
+    half = "PM" if moment.tm_hour >= 12 else "AM"
     return (f"{time.strftime('%b', moment)} {moment.tm_mday}, {moment.tm_year}, "
-            f"{hour}:{moment.tm_min:02d}:{moment.tm_sec:02d} {'PM' if moment.tm_hour >= 12 else 'AM'}")
+            f"{hour}:{moment.tm_min:02d}:{moment.tm_sec:02d} {half}")
 
 
 def _none(rng: random.Random, account: str, region: str, ms: int) -> Params:

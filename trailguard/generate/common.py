@@ -67,9 +67,9 @@ def iso_millis(epoch_ms: int) -> str:
 def spread_times(rng: random.Random, start_ms: int, end_ms: int, count: int) -> Iterator[int]:
     """`count` increasing epoch-ms times in [start_ms, end_ms), one per equal slice, jittered.
 
-    Drawn lazily, so a million times cost no memory. Times fall on whole seconds
-    or later than `start_ms` rounded up to a second, because the second-precision
-    time fields (CloudTrail eventTime, EventBridge time) must stay inside the range.
+    Drawn lazily, so a million times cost no memory. The first slice starts at
+    `start_ms` rounded up to a whole second, so that second-precision fields
+    (CloudTrail eventTime, EventBridge time) still fall inside the range.
     """
     first = -(-start_ms // 1000) * 1000
     if count <= 0:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar
+from trailguard.ingest.actors import cloudtrail_actor
 from trailguard.ingest.flatten import flatten
 from trailguard.ingest.timestamps import coerce_epoch_ms, parse_iso_ms
 
@@ -41,6 +42,7 @@ def cloudtrail_event(record: dict[str, Any], event_type: str = INFRASTRUCTURE_EV
                      fallback_ms: int | None = None) -> Event:
     """One CloudTrail record as an event; `InfrastructureEvent` unless told otherwise."""
     attributes = flatten(record)
+    _add_actor(attributes, record)
     if event_type == INFRASTRUCTURE_EVENT:
         attributes["provider"] = "CloudTrail"
     attributes["message"] = _json_text(record)
@@ -84,6 +86,8 @@ def log_event(document: dict[str, Any], fallback_ms: int,
         document = wrap_finding(document)
 
     attributes = flatten(document)
+    if is_cloudtrail_record(document):
+        _add_actor(attributes, document)
     if extra:
         attributes = {**extra, **attributes}
     if "message" not in document:
@@ -100,6 +104,12 @@ def text_log_event(text: str, timestamp: int, extra: dict[str, Scalar] | None = 
     if parse_error:
         attributes["trailguard.parseError"] = parse_error
     return Event(LOG, timestamp, attributes, None)
+
+
+def _add_actor(attributes: dict[str, Scalar], record: dict[str, Any]) -> None:
+    actor = cloudtrail_actor(record.get("userIdentity"))
+    if actor is not None and "actor" not in record:
+        attributes["actor"] = actor
 
 
 def _document_time(document: dict[str, Any]) -> int | None:

@@ -47,6 +47,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: 8080)")
     serve.add_argument("--tls-cert", type=Path, help="PEM certificate: serve HTTPS")
     serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    serve.add_argument("--demo", action="store_true",
+                       help="fill an empty store with a week of generated findings and events")
     serve.set_defaults(handler=_serve)
 
     importer = commands.add_parser("import", help="import CloudTrail / GuardDuty files")
@@ -79,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = _config(args, host=args.host, port=args.port, tls_cert=args.tls_cert,
                      tls_key=args.tls_key)
-    serve(config)
+    serve(config, demo=args.demo)
     return 0
 
 

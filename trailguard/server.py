@@ -15,14 +15,20 @@ from trailguard.web.app import create_app
 log = logging.getLogger("trailguard.server")
 
 
-def serve(config: Config) -> None:
-    """Run the server until interrupted; the store is closed (checkpointed) on exit."""
+def serve(config: Config, demo: bool = False) -> None:
+    """Run the server until interrupted; the store is closed (checkpointed) on exit.
+
+    With `demo`, an empty store is first filled with a week of generated findings and
+    CloudTrail events, so the dashboards and queries have something to show.
+    """
     setup_logging(config.log_level)
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     generated = ensure_keys(config)
     store = DuckDBStore(config.data_dir)
     try:
+        if demo:
+            _fill_demo(store)
         _announce(config, generated)
         app = create_app(config, store)
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
@@ -32,6 +38,19 @@ def serve(config: Config) -> None:
     finally:
         store.close()
         log_fields(log, logging.INFO, "server stopped", data_dir=config.data_dir)
+
+
+def _fill_demo(store: DuckDBStore) -> None:
+    from trailguard.generate import generate_demo
+    from trailguard.nrql import run_nrql
+
+    existing = run_nrql(store, "SELECT count(*) FROM Log, InfrastructureEvent SINCE 30 years ago")
+    if existing["results"][0]["count"]:
+        print("  --demo: the store already holds events; no demo data added", flush=True)
+        return
+    summary = generate_demo(store)
+    print(f"  --demo: added {summary.findings} GuardDuty findings and "
+          f"{summary.cloudtrail_events} CloudTrail events from the last 7 days", flush=True)
 
 
 def _announce(config: Config, generated: list[str]) -> None:

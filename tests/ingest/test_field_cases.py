@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from trailguard.ingest.documents import cloudtrail_event
-from trailguard.ingest.firehose import Limits, decode_request
 from trailguard.ingest.files import read_file
+from trailguard.ingest.firehose import Limits, decode_request
 from trailguard.nrql import run_nrql
 from trailguard.store import DuckDBStore
 

@@ -32,6 +32,7 @@ class Call:
     position: int
     named: tuple[tuple[str, "Expr"], ...] = ()
     where: "Expr | None" = None
+    steps: tuple[tuple["Expr", str | None], ...] = ()   # funnel(x, WHERE .. AS 'a', ...)
     spelling: str = ""             # as written, for result keys such as `uniqueCount`
 
 
@@ -89,7 +90,27 @@ class IsBoolean:
     position: int
 
 
-Expr = Union[Attribute, Literal, Star, Call, Binary, Not, Negate, InList, Like, IsNull, IsBoolean]
+@dataclass(frozen=True, slots=True)
+class InQuery:
+    """`attr IN (FROM ... SELECT uniques(x))`: membership in a subquery's values."""
+
+    operand: "Expr"
+    query: "Query"
+    negated: bool
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cases:
+    """`FACET CASES (WHERE c AS 'label', ...) [OR attr]`: the first matching case names a row."""
+
+    cases: tuple[tuple["Expr", str | None], ...]
+    otherwise: "Expr | None"
+    position: int
+
+
+Expr = Union[Attribute, Literal, Star, Call, Binary, Not, Negate, InList, Like, IsNull,
+             IsBoolean, InQuery, Cases]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +132,7 @@ class RelativeTime:
 class AbsoluteTime:
     epoch_ms: int
     position: int
+    text: str | None = None        # the date string as written, when it was one
 
 
 TimePoint = Union[RelativeTime, AbsoluteTime, "NamedTime"]
@@ -127,12 +149,22 @@ class Query:
     limit: int | None = None       # None: the default for the query shape
     limit_max: bool = False
     timeseries: int | str | None = None   # bucket in ms, "auto", "max"
+    slide: int | str | None = None        # SLIDE BY step in ms, "auto", "max"
+    compare_ms: int | None = None         # COMPARE WITH n unit ago
+    offset: int = 0
+    order_by: list[tuple[Expr, bool]] = field(default_factory=list)  # (expr, descending)
+    timezone: str | None = None
     position: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class NamedTime:
-    """`now`, `today`, `yesterday`: resolved against the clock when the query runs."""
+    """A calendar reference resolved against the clock when the query runs.
+
+    `name` is `now`, `today`, `yesterday`, a weekday (`monday`), or `this <unit>` /
+    `last <unit>`; `at` is an optional time of day (`SINCE monday AT '09:00'`).
+    """
 
     name: str
     position: int
+    at: str | None = None

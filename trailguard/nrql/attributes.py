@@ -22,10 +22,13 @@ class Decode(Enum):
 
     PLAIN = "plain"   # already a Python scalar
     JSON = "json"     # JSON text to parse
+    JSON_LIST = "json_list"   # a list of JSON texts (uniques() of a JSON attribute)
 
 
 # Attributes every event has, held in base columns rather than the attribute map.
-BASE_ATTRIBUTES = {"timestamp": "timestamp", "eventType": "event_type"}
+# The event type itself is `eventType()` (a function): CloudTrail records carry an
+# attribute named `eventType` (AwsApiCall, AwsCloudTrailInsight...) of their own.
+BASE_ATTRIBUTES = {"timestamp": "timestamp"}
 
 
 class AttributeResolver:

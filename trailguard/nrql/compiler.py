@@ -1,7 +1,10 @@
 """NRQL syntax tree -> one SQL statement (through sqlglot) plus a result plan.
 
-The plan tells `results.py` how to turn the rows back into New Relic's result
-shape. User values only ever enter the statement as bound parameters.
+Query shapes: raw events (`SELECT *` or attributes, newest first) or aggregates,
+optionally faceted, bucketed (TIMESERIES) and compared with an earlier window
+(COMPARE WITH). The plan tells `results.py` how to turn rows back into New
+Relic's result shape. User values only ever enter the statement as bound
+parameters; every other name in it is generated here.
 """
 
 from __future__ import annotations
@@ -14,18 +17,18 @@ from sqlglot import exp
 
 from trailguard.errors import NrqlError, NrqlUnsupportedError
 from trailguard.nrql import ast
-from trailguard.nrql.attributes import AttributeResolver, Decode
+from trailguard.nrql.aggregates import AggregateCompiler, is_aggregate
+from trailguard.nrql.attributes import Decode
 from trailguard.nrql.dialects import SqlDialect, dialect_for
+from trailguard.nrql.expressions import ExpressionCompiler
 from trailguard.nrql.params import Params
+from trailguard.nrql.shapes import aggregate_statement
+from trailguard.nrql.timewindow import Window, query_window
 from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TABLE
 
-DEFAULT_WINDOW_MS = 3_600_000
 DEFAULT_EVENT_LIMIT = 100
 DEFAULT_FACET_LIMIT = 10
-DAY_MS = 86_400_000
-
-AGGREGATES = frozenset({"count", "uniquecount", "sum", "average", "min", "max",
-                        "latest", "earliest"})
+COMPARISON = "nrql_comparison"
 
 
 @dataclass(slots=True)
@@ -34,17 +37,21 @@ class OutputColumn:
 
     key: str
     decode: Decode
+    part: str | int | None = None   # a piece of a compound value (percentiles, histogram)
+    empty: object = None            # the value shown for an empty TIMESERIES bucket
 
 
 @dataclass(slots=True)
 class Plan:
-    """What the rows mean: raw events, one aggregate row, or one row per facet."""
+    """What the rows mean; see `results.build_results`."""
 
-    shape: str                       # "events" | "star" | "aggregate" | "facet"
+    shape: str                       # "events" | "star" | "aggregate"
     outputs: list[OutputColumn]
     facet_keys: list[str] = field(default_factory=list)
     begin_ms: int = 0
     end_ms: int = 0
+    bucket_ms: int | None = None     # TIMESERIES width
+    compare_ms: int | None = None    # COMPARE WITH shift
     event_types: list[str] = field(default_factory=list)
 
 
@@ -59,68 +66,80 @@ def compile_query(query: ast.Query, source: str, dialect_name: str = "duckdb",
                   now_ms: int | None = None) -> CompiledQuery:
     """Compile a parsed query for the given store dialect."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    compiler = _Compiler(source, dialect_for(dialect_name))
-    statement, plan = compiler.compile(query, now_ms)
+    dialect = dialect_for(dialect_name)
+    compiler = QueryCompiler(source, dialect, Params(dialect.placeholder_type), now_ms)
+    statement, plan = compiler.compile(query)
     return CompiledQuery(statement.sql(dialect=dialect_name), compiler.params.values, plan)
 
 
-def resolve_time(point: ast.TimePoint, now_ms: int) -> int:
-    """Epoch ms of a SINCE/UNTIL time point."""
-    if isinstance(point, ast.RelativeTime):
-        return now_ms - point.milliseconds
-    if isinstance(point, ast.AbsoluteTime):
-        return point.epoch_ms
-    start_of_today = now_ms - now_ms % DAY_MS
-    return {"now": now_ms, "today": start_of_today,
-            "yesterday": start_of_today - DAY_MS}[point.name]
+class QueryCompiler:
+    """Builds the statement for one query (and the subqueries inside it)."""
 
-
-class _Compiler:
-    def __init__(self, source: str, dialect: SqlDialect) -> None:
+    def __init__(self, source: str, dialect: SqlDialect, params: Params, now_ms: int) -> None:
         self.source = source
         self.dialect = dialect
-        self.params = Params()
-        self.attributes = AttributeResolver(dialect, self.params)
+        self.params = params
+        self.now_ms = now_ms
+        self.window = Window(0, 0)
+        self.expressions = ExpressionCompiler(source, dialect, params, self.subquery)
 
-    def error(self, reason: str, position: int) -> NrqlError:
+    def error(self, reason: str, position: int | None) -> NrqlError:
         return NrqlError(reason, self.source, position)
 
-    # -- statement ------------------------------------------------------------------------
-
-    def compile(self, query: ast.Query, now_ms: int) -> tuple[exp.Select, Plan]:
-        end_ms = resolve_time(query.until, now_ms) if query.until else now_ms
-        begin_ms = resolve_time(query.since, now_ms) if query.since else end_ms - DEFAULT_WINDOW_MS
-        if query.timeseries is not None:
-            raise NrqlUnsupportedError("TIMESERIES", self.source, query.position)
-
-        where = self.window_condition(query.event_types, begin_ms, end_ms)
-        if query.where is not None:
-            where = exp.and_(where, self.condition(query.where))
-
-        aggregated = [self.is_aggregate(item.expr) for item in query.select]
+    def compile(self, query: ast.Query) -> tuple[exp.Select, Plan]:
+        self.window = query_window(query, self.now_ms, self.source)
+        aggregated = [is_aggregate(item.expr) for item in query.select]
         if query.facets or any(aggregated):
-            bad = next((item for item, agg in zip(query.select, aggregated) if not agg), None)
+            bad = next((item for item, agg in zip(query.select, aggregated)
+                        if not agg and not isinstance(item.expr, ast.Literal)), None)
             if bad is not None:
                 raise self.error("this query aggregates, so every SELECT item must be an "
                                  "aggregate function such as count(*)", bad.position)
-            statement, plan = self.aggregate_statement(query)
+            statement, plan = aggregate_statement(self, query)
         else:
             statement, plan = self.event_statement(query)
+        plan.begin_ms, plan.end_ms = self.window.begin_ms, self.window.end_ms
+        plan.bucket_ms, plan.event_types = self.window.bucket_ms, list(query.event_types)
+        return statement, plan
 
-        plan.begin_ms, plan.end_ms, plan.event_types = begin_ms, end_ms, list(query.event_types)
-        return statement.where(where, copy=False), plan
+    # -- filters --------------------------------------------------------------------------
 
-    def window_condition(self, event_types: list[str], begin_ms: int,
-                         end_ms: int) -> exp.Expression:
+    def filters(self, query: ast.Query, begin_ms: int, end_ms: int) -> exp.Expression:
+        """Event types, the time window and the WHERE condition."""
         types = exp.In(this=exp.column("event_type"),
-                       expressions=[self.params.bind(name) for name in event_types])
+                       expressions=[self.params.bind(name) for name in query.event_types])
         since = exp.GTE(this=exp.column("timestamp"), expression=self.params.bind(begin_ms))
         until = exp.LT(this=exp.column("timestamp"), expression=self.params.bind(end_ms))
-        return exp.and_(types, since, until)
+        condition = exp.and_(types, since, until)
+        if query.where is not None:
+            condition = exp.and_(condition, self.expressions.condition(query.where))
+        return condition
+
+    def source_relation(self, query: ast.Query) -> tuple[exp.Expression, exp.Expression | None]:
+        """What aggregates read: `events` (plus its filter), or both COMPARE WITH windows."""
+        begin, end = self.window.begin_ms, self.window.end_ms
+        if query.compare_ms is None:
+            return exp.to_table(TABLE), self.filters(query, begin, end)
+        windows = []
+        for label, shift in (("current", 0), ("previous", query.compare_ms)):
+            select = exp.select(exp.Star(), exp.alias_(exp.Literal.string(label), COMPARISON))
+            windows.append(select.from_(TABLE).where(
+                self.filters(query, begin - shift, end - shift)))
+        union = exp.union(windows[0], windows[1], distinct=False)
+        return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("windows"))), \
+            None
+
+    # -- raw events -----------------------------------------------------------------------
 
     def event_statement(self, query: ast.Query) -> tuple[exp.Select, Plan]:
+        for clause, present in (("TIMESERIES", query.timeseries is not None),
+                                ("COMPARE WITH", query.compare_ms is not None)):
+            if present:
+                raise self.error(f"{clause} needs an aggregate function such as count(*)",
+                                 query.position)
+        where = self.filters(query, self.window.begin_ms, self.window.end_ms)
         limit = query.limit if query.limit is not None else DEFAULT_EVENT_LIMIT
-        order = exp.Ordered(this=exp.column("timestamp"), desc=True)
+        order = self.event_order(query)
         if any(isinstance(item.expr, ast.Star) for item in query.select):
             if len(query.select) > 1:
                 raise NrqlUnsupportedError("SELECT * combined with other items", self.source,
@@ -128,42 +147,53 @@ class _Compiler:
             columns = [name for name, _ in BASE_COLUMNS] + [hot.column for hot in HOT_COLUMNS]
             columns.append(ATTRS_COLUMN)
             statement = exp.select(*[exp.column(name) for name in columns]).from_(TABLE)
-            return statement.order_by(order).limit(limit), Plan("star", [])
+            plan = Plan("star", [])
+        else:
+            outputs = [OutputColumn("timestamp", Decode.PLAIN)]
+            selections: list[exp.Expression] = [exp.column("timestamp")]
+            for item in query.select:
+                value, decode = self.expressions.value(item.expr)
+                selections.append(value)
+                outputs.append(OutputColumn(item.alias or self.key_of(item.expr), decode))
+            statement = exp.select(*selections).from_(TABLE)
+            plan = Plan("events", outputs)
+        statement = statement.where(where).order_by(*order).limit(limit)
+        if query.offset:
+            statement = statement.offset(query.offset)
+        return statement, plan
 
-        outputs = [OutputColumn("timestamp", Decode.PLAIN)]
-        selections: list[exp.Expression] = [exp.column("timestamp")]
-        for item in query.select:
-            value, decode = self.value(item.expr)
-            selections.append(value)
-            outputs.append(OutputColumn(item.alias or self.key_of(item.expr), decode))
-        statement = exp.select(*selections).from_(TABLE)
-        return statement.order_by(order).limit(limit), Plan("events", outputs)
+    def event_order(self, query: ast.Query) -> list[exp.Ordered]:
+        newest_first = exp.Ordered(this=exp.column("timestamp"), desc=True)
+        order = [exp.Ordered(this=self.expressions.value(expr)[0], desc=descending,
+                             nulls_first=False)
+                 for expr, descending in query.order_by]
+        return order + [newest_first]
 
-    def aggregate_statement(self, query: ast.Query) -> tuple[exp.Select, Plan]:
-        selections: list[exp.Expression] = []
-        outputs: list[OutputColumn] = []
-        facet_keys: list[str] = []
-        for index, facet in enumerate(query.facets):
-            value, decode = self.value(facet.expr)
-            selections.append(exp.alias_(value, f"facet_{index}"))
-            outputs.append(OutputColumn(facet.alias or self.key_of(facet.expr), decode))
-            facet_keys.append(facet.alias or self.key_of(facet.expr))
-        for item in query.select:
-            value, decode = self.aggregate(item.expr)
-            selections.append(value)
-            outputs.append(OutputColumn(item.alias or self.key_of(item.expr), decode))
+    # -- subqueries -----------------------------------------------------------------------
 
-        statement = exp.select(*selections).from_(TABLE)
-        if not query.facets:
-            return statement, Plan("aggregate", outputs)
-
-        groups = [exp.column(f"facet_{index}") for index in range(len(query.facets))]
-        first_aggregate = exp.Ordered(this=exp.Literal.number(len(query.facets) + 1),
-                                      desc=True, nulls_first=False)
-        by_facet = [exp.Ordered(this=group) for group in groups]
-        limit = query.limit if query.limit is not None else DEFAULT_FACET_LIMIT
-        statement = statement.group_by(*groups).order_by(first_aggregate, *by_facet).limit(limit)
-        return statement, Plan("facet", outputs, facet_keys)
+    def subquery(self, query: ast.Query) -> exp.Expression:
+        """`IN (FROM T SELECT uniques(x) ...)`: the distinct values of x, as text."""
+        if len(query.select) != 1 or query.facets or query.timeseries is not None \
+                or query.compare_ms is not None:
+            raise self.error("a subquery after IN selects exactly one uniques(attribute)",
+                             query.position)
+        item = query.select[0].expr
+        limit = 1000
+        if isinstance(item, ast.Call) and item.name == "uniques" and item.args:
+            if len(item.args) > 1 and isinstance(item.args[1], ast.Literal) \
+                    and isinstance(item.args[1].value, int):
+                limit = max(1, min(item.args[1].value, 10_000))
+            item = item.args[0]
+        elif is_aggregate(item):
+            raise NrqlUnsupportedError("a subquery after IN that aggregates other than "
+                                       "uniques()", self.source, query.position)
+        outer = self.window
+        begin = outer.begin_ms if query.since is None else query_window(
+            query, self.now_ms, self.source).begin_ms
+        end = outer.end_ms if query.until is None else query_window(
+            query, self.now_ms, self.source).end_ms
+        values = exp.select(self.expressions.text(item)).distinct().from_(TABLE)
+        return values.where(self.filters(query, begin, end)).limit(limit)
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -180,212 +210,13 @@ class _Compiler:
             return f"{expr.spelling}.{self.key_of(first)}"
         if isinstance(expr, ast.Literal):
             return str(expr.value)
+        if isinstance(expr, ast.Cases):
+            return "facet"
         return self.source_text(expr)
 
     def source_text(self, expr: ast.Expr) -> str:
         return self.source[getattr(expr, "position", 0):].split(",")[0].strip()
 
-    # -- expressions ----------------------------------------------------------------------
-
-    def is_aggregate(self, expr: ast.Expr) -> bool:
-        if isinstance(expr, ast.Call):
-            return expr.name in AGGREGATES or any(self.is_aggregate(a) for a in expr.args)
-        if isinstance(expr, ast.Binary):
-            return self.is_aggregate(expr.left) or self.is_aggregate(expr.right)
-        if isinstance(expr, ast.Negate):
-            return self.is_aggregate(expr.operand)
-        return False
-
-    def value(self, expr: ast.Expr) -> tuple[exp.Expression, Decode]:
-        """A non-aggregate expression in its natural type."""
-        if isinstance(expr, ast.Attribute):
-            return self.attributes.value(expr.name)
-        if isinstance(expr, ast.Literal):
-            return self.params.bind(expr.value), Decode.PLAIN
-        if isinstance(expr, ast.Binary) and expr.op in "+-*/%":
-            return self.number(expr), Decode.PLAIN
-        if isinstance(expr, ast.Negate):
-            return exp.Neg(this=self.number(expr.operand)), Decode.PLAIN
-        if isinstance(expr, ast.Call):
-            return self.function(expr), Decode.PLAIN
-        if isinstance(expr, ast.Star):
-            raise self.error("'*' is only allowed as SELECT * or count(*)", expr.position)
-        return self.condition(expr), Decode.PLAIN
-
-    def text(self, expr: ast.Expr) -> exp.Expression:
-        if isinstance(expr, ast.Attribute):
-            return self.attributes.text(expr.name)
-        if isinstance(expr, ast.Literal):
-            return self.params.bind(None if expr.value is None else _as_text(expr.value))
-        return self.dialect.to_text(self.value(expr)[0])
-
-    def number(self, expr: ast.Expr) -> exp.Expression:
-        if isinstance(expr, ast.Attribute):
-            return self.attributes.number(expr.name)
-        if isinstance(expr, ast.Literal):
-            if isinstance(expr.value, bool) or not isinstance(expr.value, int | float):
-                raise self.error(f"expected a number, found {expr.value!r}", expr.position)
-            return self.params.bind(expr.value)
-        if isinstance(expr, ast.Binary) and expr.op in "+-*/%":
-            operator = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div, "%": exp.Mod}
-            left, right = self.number(expr.left), self.number(expr.right)
-            if expr.op == "/":
-                right = exp.Nullif(this=right, expression=exp.Literal.number(0))
-            return exp.paren(operator[expr.op](this=left, expression=right), copy=False)
-        if isinstance(expr, ast.Negate):
-            return exp.Neg(this=self.number(expr.operand))
-        return self.dialect.to_number(self.value(expr)[0])
-
-    def condition(self, expr: ast.Expr) -> exp.Expression:
-        """A boolean SQL expression for a WHERE condition."""
-        if isinstance(expr, ast.Binary) and expr.op in ("and", "or"):
-            join = exp.and_ if expr.op == "and" else exp.or_
-            return exp.paren(join(self.condition(expr.left), self.condition(expr.right)))
-        if isinstance(expr, ast.Not):
-            return exp.Not(this=exp.paren(self.condition(expr.operand)))
-        if isinstance(expr, ast.Binary) and expr.op in ("=", "!=", "<", "<=", ">", ">="):
-            return self.comparison(expr)
-        if isinstance(expr, ast.InList):
-            return self.membership(expr)
-        if isinstance(expr, ast.Like):
-            return self.like(expr)
-        if isinstance(expr, ast.IsNull):
-            missing = self.missing(expr.operand)
-            return exp.Not(this=exp.paren(missing)) if expr.negated else missing
-        if isinstance(expr, ast.IsBoolean):
-            return self.boolean_test(expr)
-        if isinstance(expr, ast.Literal) and isinstance(expr.value, bool):
-            return exp.true() if expr.value else exp.false()
-        raise self.error("expected a condition (such as attr = 'value')",
-                         getattr(expr, "position", 0))
-
-    def comparison(self, expr: ast.Binary) -> exp.Expression:
-        operators = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE,
-                     ">": exp.GT, ">=": exp.GTE}
-        kind = _comparison_kind(expr.left, expr.right)
-        if kind == "null":
-            missing = self.missing(expr.left if _is_null(expr.right) else expr.right)
-            return missing if expr.op == "=" else exp.Not(this=exp.paren(missing))
-        if kind == "number":
-            left, right = self.number(expr.left), self.number(expr.right)
-        elif kind == "boolean":
-            left, right = self.boolean(expr.left), self.boolean(expr.right)
-        else:
-            left, right = self.text(expr.left), self.text(expr.right)
-        return operators[expr.op](this=left, expression=right)
-
-    def membership(self, expr: ast.InList) -> exp.Expression:
-        numeric = all(isinstance(item, ast.Literal) and isinstance(item.value, int | float)
-                      and not isinstance(item.value, bool) for item in expr.items)
-        operand = self.number(expr.operand) if numeric else self.text(expr.operand)
-        items = [self.number(item) if numeric else self.text(item) for item in expr.items]
-        test = exp.In(this=operand, expressions=items)
-        return exp.Not(this=exp.paren(test)) if expr.negated else test
-
-    def like(self, expr: ast.Like) -> exp.Expression:
-        operand = self.text(expr.operand)
-        if expr.regex:
-            test = self.dialect.regex_full_match(operand, self.text(expr.pattern))
-        elif isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
-            # NRQL's only wildcard is %; SQL's _ must match itself. LIKE ignores case.
-            escaped = expr.pattern.value.replace("\\", "\\\\").replace("_", "\\_")
-            test = exp.Escape(this=exp.ILike(this=operand, expression=self.params.bind(escaped)),
-                              expression=exp.Literal.string("\\"))
-        else:
-            test = exp.ILike(this=operand, expression=self.text(expr.pattern))
-        return exp.Not(this=exp.paren(test)) if expr.negated else test
-
-    def missing(self, expr: ast.Expr) -> exp.Expression:
-        if isinstance(expr, ast.Attribute):
-            return self.attributes.is_missing(expr.name)
-        return exp.Is(this=self.value(expr)[0], expression=exp.Null())
-
-    def boolean(self, expr: ast.Expr) -> exp.Expression:
-        if isinstance(expr, ast.Attribute):
-            return self.attributes.boolean(expr.name)
-        if isinstance(expr, ast.Literal) and isinstance(expr.value, bool):
-            return exp.true() if expr.value else exp.false()
-        return self.condition(expr)
-
-    def boolean_test(self, expr: ast.IsBoolean) -> exp.Expression:
-        test = exp.EQ(this=self.boolean(expr.operand),
-                      expression=exp.true() if expr.value else exp.false())
-        if expr.negated:
-            return exp.Not(this=exp.paren(exp.Coalesce(this=test, expressions=[exp.false()])))
-        return test
-
-    def function(self, call: ast.Call) -> exp.Expression:
-        if call.name in ("lower", "upper") and len(call.args) == 1:
-            builder = exp.Lower if call.name == "lower" else exp.Upper
-            return builder(this=self.text(call.args[0]))
-        raise NrqlUnsupportedError(f"function {call.spelling}()", self.source, call.position)
-
-    def aggregate(self, expr: ast.Expr) -> tuple[exp.Expression, Decode]:
-        """An aggregate SELECT item (aggregate calls and arithmetic between them)."""
-        if isinstance(expr, ast.Call) and expr.name in AGGREGATES:
-            return self.aggregate_call(expr)
-        if isinstance(expr, ast.Binary) and expr.op in "+-*/":
-            operator = {"+": exp.Add, "-": exp.Sub, "*": exp.Mul, "/": exp.Div}
-            left = self.aggregate(expr.left)[0] if self.is_aggregate(expr.left) \
-                else self.number(expr.left)
-            right = self.aggregate(expr.right)[0] if self.is_aggregate(expr.right) \
-                else self.number(expr.right)
-            if expr.op == "/":
-                right = exp.Nullif(this=right, expression=exp.Literal.number(0))
-            return exp.paren(operator[expr.op](this=left, expression=right)), Decode.PLAIN
-        raise self.error("expected an aggregate function", getattr(expr, "position", 0))
-
-    def aggregate_call(self, call: ast.Call) -> tuple[exp.Expression, Decode]:
-        if call.where is not None:
-            raise NrqlUnsupportedError(f"{call.spelling}(..., WHERE ...)", self.source,
-                                       call.position)
-        name, args = call.name, call.args
-        if name == "count":
-            if not args or isinstance(args[0], ast.Star):
-                return exp.Count(this=exp.Star()), Decode.PLAIN
-            return exp.Count(this=exp.Not(this=exp.paren(self.missing(args[0])))), Decode.PLAIN
-        if not args:
-            raise self.error(f"{call.spelling}() needs an attribute", call.position)
-        if name == "uniquecount":
-            if len(args) > 1:
-                raise NrqlUnsupportedError("uniqueCount of several attributes", self.source,
-                                           call.position)
-            value = self.value(args[0])[0]
-            return exp.Count(this=exp.Distinct(expressions=[value])), Decode.PLAIN
-        if name in ("sum", "average", "min", "max"):
-            number = self.number(args[0])
-            if name == "sum":
-                return exp.Coalesce(this=exp.Sum(this=number),
-                                    expressions=[exp.Literal.number(0)]), Decode.PLAIN
-            builder = {"average": exp.Avg, "min": exp.Min, "max": exp.Max}[name]
-            return builder(this=number), Decode.PLAIN
-        value, decode = self.value(args[0])
-        pick = self.dialect.latest if name == "latest" else self.dialect.earliest
-        return pick(value, exp.column("timestamp")), decode
-
-
-def _as_text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _is_null(expr: ast.Expr) -> bool:
-    return isinstance(expr, ast.Literal) and expr.value is None
-
-
-def _comparison_kind(left: ast.Expr, right: ast.Expr) -> str:
-    """Which type a comparison is made in, decided by its literal side (if any)."""
-    for side in (right, left):
-        if _is_null(side):
-            return "null"
-        if isinstance(side, ast.Literal):
-            if isinstance(side.value, bool):
-                return "boolean"
-            return "number" if isinstance(side.value, int | float) else "text"
-        if isinstance(side, ast.Binary | ast.Negate) or (
-                isinstance(side, ast.Call) and side.name in ("length", "numeric")):
-            return "number"
-    return "text"
+    def aggregates(self) -> AggregateCompiler:
+        span = self.window.bucket_ms or (self.window.end_ms - self.window.begin_ms)
+        return AggregateCompiler(self.expressions, span)

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from trailguard.nrql.compiler import CompiledQuery, compile_query
 from trailguard.nrql.parser import parse
 from trailguard.nrql.results import build_results
+from trailguard.nrql.variables import Value, bind_variables
 from trailguard.store.base import EventStore
 
+Variables = Mapping[str, Value | Sequence[Value]]
 
-def compile_nrql(text: str, dialect: str = "duckdb", now_ms: int | None = None) -> CompiledQuery:
+
+def compile_nrql(text: str, dialect: str = "duckdb", now_ms: int | None = None,
+                 variables: Variables | None = None) -> CompiledQuery:
     """The SQL and bound parameters NRQL `text` becomes; raises `NrqlError` when invalid."""
+    if variables is not None:
+        text = bind_variables(text, variables)
     return compile_query(parse(text), text, dialect, now_ms)
 
 
-def run_nrql(store: EventStore, text: str, now_ms: int | None = None) -> dict[str, Any]:
+def run_nrql(store: EventStore, text: str, now_ms: int | None = None,
+             variables: Variables | None = None) -> dict[str, Any]:
     """Answer NRQL `text` from `store` as `{"results": [...], "metadata": {...}}`."""
-    compiled = compile_nrql(text, store.dialect, now_ms)
+    compiled = compile_nrql(text, store.dialect, now_ms, variables)
     return build_results(compiled.plan, store.read(compiled.sql, compiled.params))

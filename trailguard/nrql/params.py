@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlglot import exp
 
 
 class Params:
-    """Collects values and hands out named placeholders for them."""
+    """Collects values and hands out named placeholders for them.
 
-    def __init__(self) -> None:
+    `typer` gives a placeholder its declared type, for backends (ClickHouse) whose
+    parameter syntax needs one.
+    """
+
+    def __init__(self, typer: Callable[[object], exp.DataType | None] | None = None) -> None:
         self.values: dict[str, Any] = {}
+        self._typer = typer
 
     def bind(self, value: Any) -> exp.Expression:
         """A placeholder for `value` (numbers and booleans too; NULL stays a literal)."""
@@ -19,4 +25,5 @@ class Params:
             return exp.Null()
         name = f"p{len(self.values)}"
         self.values[name] = value
-        return exp.Placeholder(this=name)
+        kind = self._typer(value) if self._typer else None
+        return exp.Placeholder(this=name, kind=kind) if kind else exp.Placeholder(this=name)

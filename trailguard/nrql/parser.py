@@ -1,98 +1,44 @@
 """NRQL tokens -> `Query` syntax tree (a hand-written recursive-descent parser).
 
-Clause order after the SELECT/FROM head is free, a repeated WHERE is ANDed, and
-two predicates written side by side with no AND mean AND, as New Relic accepts
-(the official CloudTrail dashboards rely on it).
+Clause order after the SELECT/FROM head is free and a repeated WHERE is ANDed,
+as New Relic accepts (shipped dashboards put WHERE after FACET and repeat it).
+Expressions are parsed by `parse_expr.ExpressionParser`; this module adds the clauses.
 """
 
 from __future__ import annotations
 
-from trailguard.errors import NrqlError, NrqlUnsupportedError
+from trailguard.errors import NrqlError
 from trailguard.nrql import ast
+from trailguard.nrql.parse_expr import CLAUSE_WORDS, ExpressionParser, time_unit_ms
 from trailguard.nrql.timeparse import parse_datetime_ms
-from trailguard.nrql.tokens import Kind, Token, tokenize
+from trailguard.nrql.tokens import Kind
+
+__all__ = ["CLAUSE_WORDS", "MAX_LIMIT", "parse", "time_unit_ms"]
 
 MAX_LIMIT = 5000
-
-CLAUSE_WORDS = frozenset({
-    "select", "from", "where", "facet", "since", "until", "limit", "timeseries", "compare",
-    "with", "offset", "order", "extrapolate", "slide", "as", "and", "or", "join", "show",
-})
-
-TIME_UNITS_MS = {
-    "millisecond": 1, "second": 1000, "minute": 60_000, "hour": 3_600_000,
-    "day": 86_400_000, "week": 604_800_000, "month": 30 * 86_400_000,
-    "quarter": 91 * 86_400_000, "year": 365 * 86_400_000,
-}
-
-COMPARISONS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+PERIODS = ("hour", "day", "week", "month", "quarter", "year")
 
 
 def parse(query: str) -> ast.Query:
     """Parse one NRQL query; raises `NrqlError` with the position and token on bad input."""
-    return _Parser(query).parse_query()
+    parser = _Parser(query)
+    result = parser.parse_query()
+    if parser.current.kind is not Kind.END:
+        raise parser.error("unexpected text after the query")
+    return result
 
 
-def time_unit_ms(word: str) -> int | None:
-    """Milliseconds in one `word` (`minute`, `Minutes`, `DAYS`...), else None."""
-    lowered = word.lower()
-    if lowered.endswith("s") and lowered[:-1] in TIME_UNITS_MS:
-        lowered = lowered[:-1]
-    return TIME_UNITS_MS.get(lowered)
+class _Parser(ExpressionParser):
+    """Clauses on top of the expression parser."""
 
+    def parse_subquery(self) -> ast.Query:
+        """A query inside parentheses (`IN (FROM ... SELECT uniques(x))`); stops at `)`."""
+        return self.parse_query()
 
-class _Parser:
-    def __init__(self, query: str) -> None:
-        self.query = query
-        self.tokens = tokenize(query)
-        self.index = 0
-
-    # -- token helpers -------------------------------------------------------------------
-
-    @property
-    def current(self) -> Token:
-        return self.tokens[self.index]
-
-    def peek(self, ahead: int = 1) -> Token:
-        return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
-
-    def advance(self) -> Token:
+    def at_query_end(self) -> bool:
         token = self.current
-        if token.kind is not Kind.END:
-            self.index += 1
-        return token
-
-    def accept_word(self, *words: str) -> Token | None:
-        if self.current.is_word(*words):
-            return self.advance()
-        return None
-
-    def accept_symbol(self, symbol: str) -> Token | None:
-        if self.current.kind is Kind.SYMBOL and self.current.text == symbol:
-            return self.advance()
-        return None
-
-    def expect_word(self, word: str) -> Token:
-        token = self.accept_word(word)
-        if token is None:
-            raise self.error(f"expected {word.upper()}")
-        return token
-
-    def expect_symbol(self, symbol: str) -> Token:
-        token = self.accept_symbol(symbol)
-        if token is None:
-            raise self.error(f"expected '{symbol}'")
-        return token
-
-    def error(self, reason: str, token: Token | None = None) -> NrqlError:
-        token = token or self.current
-        return NrqlError(f"{reason}, found {token.describe()}", self.query, token.position)
-
-    def unsupported(self, feature: str, token: Token | None = None) -> NrqlUnsupportedError:
-        token = token or self.current
-        return NrqlUnsupportedError(feature, self.query, token.position)
-
-    # -- query and clauses ---------------------------------------------------------------
+        return token.kind is Kind.END or (token.kind is Kind.SYMBOL and token.text == ")")
 
     def parse_query(self) -> ast.Query:
         start = self.current.position
@@ -100,7 +46,7 @@ class _Parser:
         event_types: list[str] | None = None
         query = ast.Query(select=[], event_types=[], position=start)
 
-        while self.current.kind is not Kind.END:
+        while not self.at_query_end():
             token = self.current
             if token.is_word("select"):
                 if select is not None:
@@ -112,6 +58,8 @@ class _Parser:
                     raise self.error("FROM appears twice")
                 self.advance()
                 event_types = self.parse_event_types()
+            elif token.is_word("show"):
+                raise self.unsupported("SHOW EVENT TYPES")
             elif select is None or event_types is None:
                 raise self.error("a query starts with SELECT ... FROM ... or FROM ... SELECT ...")
             else:
@@ -140,14 +88,6 @@ class _Parser:
         alias = self.parse_alias()
         return ast.SelectItem(expr, alias, start.position)
 
-    def parse_alias(self) -> str | None:
-        if not self.accept_word("as"):
-            return None
-        token = self.advance()
-        if token.kind in (Kind.STRING, Kind.QUOTED_NAME, Kind.NAME):
-            return token.text
-        raise self.error("expected a label after AS", token)
-
     def parse_event_types(self) -> list[str]:
         names = [self.parse_event_type()]
         while self.accept_symbol(","):
@@ -163,6 +103,8 @@ class _Parser:
             self.advance()
             if self.current.kind is Kind.SYMBOL and self.current.text == "(":
                 raise self.unsupported(f"FROM {token.text}(...)")
+            if self.current.is_word("join", "inner", "left"):
+                raise self.unsupported("JOIN")
             return token.text
         raise self.error("expected an event type after FROM")
 
@@ -174,45 +116,112 @@ class _Parser:
             query.where = condition if query.where is None else ast.Binary(
                 "and", query.where, condition, token.position)
         elif word == "facet":
-            if self.current.is_word("cases"):
-                raise self.unsupported("FACET CASES")
             query.facets = self.parse_facets()
-        elif word == "since":
-            query.since = self.parse_time_point()
-        elif word == "until":
-            query.until = self.parse_time_point()
+            if self.current.is_word("order"):
+                self.advance()
+                self.expect_word("by")
+                query.order_by = self.parse_order_list(descending=True)
+        elif word in ("since", "until"):
+            point = self.parse_time_point()
+            if word == "since":
+                query.since = point
+            else:
+                query.until = point
         elif word == "limit":
             self.parse_limit(query)
+        elif word == "offset":
+            query.offset = self.parse_whole_number("OFFSET")
         elif word == "timeseries":
-            query.timeseries = self.parse_timeseries()
+            query.timeseries = self.parse_bucket(default="auto")
+            if self.accept_word("slide"):
+                self.expect_word("by")
+                query.slide = self.parse_bucket(default=None)
+        elif word == "compare":
+            self.expect_word("with")
+            query.compare_ms = self.parse_ago()
+        elif word == "order":
+            self.expect_word("by")
+            query.order_by = self.parse_order_list()
+        elif word == "with":
+            self.parse_with(query)
         elif word == "extrapolate":
             return  # only affects sampled APM data; logs and CloudTrail are never sampled
-        elif word in ("compare", "with", "offset", "order", "slide", "join", "show"):
+        elif word == "raw":
+            raise self.unsupported("RAW (metric data points)", token)
+        elif word in ("slide", "join", "show"):
             raise self.unsupported(word.upper(), token)
         else:
             raise self.error("expected a clause (WHERE, FACET, SINCE, UNTIL, LIMIT, TIMESERIES)",
                              token)
 
+    def parse_with(self, query: ast.Query) -> None:
+        if self.accept_word("timezone"):
+            token = self.advance()
+            if token.kind is not Kind.STRING:
+                raise self.error("WITH TIMEZONE takes a quoted zone name", token)
+            query.timezone = token.text
+            return
+        if self.current.is_word("metric_format"):
+            raise self.unsupported("WITH METRIC_FORMAT")
+        raise self.unsupported("WITH ... AS (NRQL variables)")
+
+    def parse_order_list(self, descending: bool = False) -> list[tuple[ast.Expr, bool]]:
+        """ORDER BY items; after FACET the default (and only documented) order is descending."""
+        items = []
+        while True:
+            expr = self.parse_expression()
+            if self.accept_word("desc"):
+                descending = True
+            elif self.accept_word("asc"):
+                descending = False
+            items.append((expr, descending))
+            if not self.accept_symbol(","):
+                return items
+
     def parse_facets(self) -> list[ast.SelectItem]:
         facets = []
         while True:
             start = self.current
-            expr = self.parse_expression()
+            if start.is_word("cases") and self.peek().kind is Kind.SYMBOL \
+                    and self.peek().text == "(":
+                self.advance()
+                expr: ast.Expr = self.parse_cases(start.position)
+            else:
+                expr = self.parse_expression()
             facets.append(ast.SelectItem(expr, self.parse_alias(), start.position))
             if not self.accept_symbol(","):
                 return facets
+
+    def parse_cases(self, position: int) -> ast.Cases:
+        self.expect_symbol("(")
+        cases = []
+        while True:
+            self.accept_word("where")  # shipped dashboards sometimes leave it out after the first
+            condition = self.parse_condition()
+            cases.append((condition, self.parse_alias()))
+            if self.accept_symbol(")"):
+                break
+            self.expect_symbol(",")
+        otherwise = self.parse_expression() if self.accept_word("or") else None
+        return ast.Cases(tuple(cases), otherwise, position)
+
+    def parse_whole_number(self, clause: str) -> int:
+        token = self.advance()
+        if token.kind is not Kind.NUMBER or not token.text.isdigit():
+            raise self.error(f"{clause} takes a whole number", token)
+        return int(token.text)
 
     def parse_limit(self, query: ast.Query) -> None:
         if self.accept_word("max"):
             query.limit_max = True
             query.limit = MAX_LIMIT
-            return
-        token = self.advance()
-        if token.kind is not Kind.NUMBER or not token.text.isdigit():
-            raise self.error("LIMIT takes a whole number or MAX", token)
-        query.limit = min(int(token.text), MAX_LIMIT)
+        else:
+            query.limit = min(self.parse_whole_number("LIMIT (or MAX)"), MAX_LIMIT)
+        if self.accept_word("offset"):
+            query.offset = self.parse_whole_number("OFFSET")
 
-    def parse_timeseries(self) -> int | str:
+    def parse_bucket(self, default: str | None) -> int | str:
+        """A TIMESERIES / SLIDE BY width: `n unit`, a bare number of ms, AUTO, MAX, or nothing."""
         if self.accept_word("auto"):
             return "auto"
         if self.accept_word("max"):
@@ -221,24 +230,39 @@ class _Parser:
             number = self.advance()
             unit = time_unit_ms(self.current.text) if self.current.kind is Kind.NAME else None
             if unit is None:
-                return int(float(number.text))  # a bare number is a bucket in milliseconds
-            self.advance()
-            return int(float(number.text) * unit)
+                width = int(float(number.text))  # a bare number is a width in milliseconds
+            else:
+                self.advance()
+                width = int(float(number.text) * unit)
+            if width <= 0:
+                raise self.error("a time bucket must be longer than zero", number)
+            return width
         unit = time_unit_ms(self.current.text) if self.current.kind is Kind.NAME else None
         if unit is not None:
             self.advance()
             return unit
-        return "auto"
+        if default is None:
+            raise self.error("expected a width such as '1 minute', AUTO or MAX")
+        return default
+
+    def parse_ago(self) -> int:
+        token = self.current
+        if token.kind is not Kind.NUMBER:
+            raise self.error("expected 'n units ago'")
+        self.advance()
+        unit = time_unit_ms(self.current.text) if self.current.kind is Kind.NAME else None
+        if unit is None:
+            raise self.error("expected a time unit such as 'minutes' or 'days'")
+        self.advance()
+        self.expect_word("ago")
+        return int(float(token.text) * unit)
 
     def parse_time_point(self) -> ast.TimePoint:
         token = self.current
         if token.kind is Kind.NUMBER:
+            if self.peek().kind is Kind.NAME and time_unit_ms(self.peek().text):
+                return ast.RelativeTime(self.parse_ago(), token.position)
             self.advance()
-            if self.current.kind is Kind.NAME and time_unit_ms(self.current.text):
-                unit = time_unit_ms(self.advance().text)
-                assert unit is not None
-                self.expect_word("ago")
-                return ast.RelativeTime(int(float(token.text) * unit), token.position)
             return ast.AbsoluteTime(int(float(token.text)), token.position)
         if token.kind is Kind.STRING:
             self.advance()
@@ -246,189 +270,28 @@ class _Parser:
             if moment is None:
                 raise NrqlError(f"cannot read '{token.text}' as a date and time",
                                 self.query, token.position)
-            return ast.AbsoluteTime(moment, token.position)
-        if token.is_word("now", "today", "yesterday"):
+            # Kept as text too: WITH TIMEZONE (anywhere in the query) may change its meaning.
+            return ast.AbsoluteTime(moment, token.position, token.text)
+        if token.is_word("now"):
             self.advance()
-            return ast.NamedTime(token.text.lower(), token.position)
+            return ast.NamedTime("now", token.position)
+        if token.is_word("today", "yesterday", *WEEKDAYS):
+            self.advance()
+            return ast.NamedTime(token.text.lower(), token.position, self.parse_at())
         if token.is_word("this", "last"):
-            raise self.unsupported(f"SINCE {token.text} <period>")
+            self.advance()
+            period = self.current
+            if not period.is_word(*PERIODS):
+                raise self.error(f"expected a period after {token.text.upper()} "
+                                 "(hour, day, week, month, quarter, year)")
+            self.advance()
+            return ast.NamedTime(f"{token.text.lower()} {period.text.lower()}", token.position)
         raise self.error("expected a time: 'n units ago', epoch milliseconds, a date or NOW")
 
-    # -- expressions ---------------------------------------------------------------------
-
-    def parse_condition(self) -> ast.Expr:
-        """A WHERE condition: predicates side by side without AND are ANDed."""
-        return self.parse_or(juxtapose=True)
-
-    def parse_expression(self) -> ast.Expr:
-        return self.parse_or(juxtapose=False)
-
-    def parse_or(self, juxtapose: bool) -> ast.Expr:
-        left = self.parse_and(juxtapose)
-        while (token := self.accept_word("or")) is not None:
-            left = ast.Binary("or", left, self.parse_and(juxtapose), token.position)
-        return left
-
-    def parse_and(self, juxtapose: bool) -> ast.Expr:
-        left = self.parse_not()
-        while True:
-            token = self.accept_word("and")
-            if token is None and juxtapose and self.starts_predicate():
-                token = self.current
-            if token is None:
-                return left
-            left = ast.Binary("and", left, self.parse_not(), token.position)
-
-    def starts_predicate(self) -> bool:
-        token = self.current
-        if token.kind is Kind.QUOTED_NAME:
-            return True
-        if token.kind is Kind.SYMBOL:
-            return token.text == "("
-        return token.kind is Kind.NAME and token.text.lower() not in CLAUSE_WORDS
-
-    def parse_not(self) -> ast.Expr:
-        token = self.accept_word("not")
-        if token is not None:
-            return ast.Not(self.parse_not(), token.position)
-        return self.parse_predicate()
-
-    def parse_predicate(self) -> ast.Expr:
-        left = self.parse_additive()
-        token = self.current
-        if token.kind is Kind.SYMBOL and token.text in COMPARISONS:
-            self.advance()
-            right = self.parse_additive()
-            return ast.Binary(COMPARISONS[token.text], left, right, token.position)
-
-        negated = False
-        if token.is_word("not") and self.peek().is_word("in", "like", "rlike"):
-            self.advance()
-            negated = True
-        if self.accept_word("in"):
-            return ast.InList(left, self.parse_in_items(), negated, token.position)
-        if self.current.is_word("like", "rlike"):
-            regex = self.advance().text.lower() == "rlike"
-            pattern = self.parse_additive()
-            return ast.Like(left, pattern, negated, regex, token.position)
-        if negated:
-            raise self.error("expected IN, LIKE or RLIKE after NOT")
-        if self.accept_word("is"):
-            return self.parse_is(left, token)
-        return left
-
-    def parse_is(self, operand: ast.Expr, token: Token) -> ast.Expr:
-        negated = self.accept_word("not") is not None
-        if self.accept_word("null"):
-            return ast.IsNull(operand, negated, token.position)
-        if self.accept_word("true"):
-            return ast.IsBoolean(operand, True, negated, token.position)
-        if self.accept_word("false"):
-            return ast.IsBoolean(operand, False, negated, token.position)
-        raise self.error("expected NULL, TRUE or FALSE after IS")
-
-    def parse_in_items(self) -> tuple[ast.Expr, ...]:
-        self.expect_symbol("(")
-        if self.current.is_word("select", "from"):
-            raise self.unsupported("subquery in IN (...)")
-        items = [self.parse_additive()]
-        while self.accept_symbol(","):
-            items.append(self.parse_additive())
-        self.expect_symbol(")")
-        return tuple(items)
-
-    def parse_additive(self) -> ast.Expr:
-        left = self.parse_multiplicative()
-        while self.current.kind is Kind.SYMBOL and self.current.text in ("+", "-"):
-            token = self.advance()
-            left = ast.Binary(token.text, left, self.parse_multiplicative(), token.position)
-        return left
-
-    def parse_multiplicative(self) -> ast.Expr:
-        left = self.parse_unary()
-        while self.current.kind is Kind.SYMBOL and self.current.text in ("*", "/", "%"):
-            token = self.advance()
-            left = ast.Binary(token.text, left, self.parse_unary(), token.position)
-        return left
-
-    def parse_unary(self) -> ast.Expr:
-        token = self.accept_symbol("-")
-        if token is not None:
-            return ast.Negate(self.parse_unary(), token.position)
-        return self.parse_primary()
-
-    def parse_primary(self) -> ast.Expr:
-        token = self.current
-        if token.kind is Kind.NUMBER:
-            self.advance()
-            number = float(token.text)
-            value: int | float = int(number) if number.is_integer() and "." not in token.text \
-                and "e" not in token.text.lower() else number
-            return ast.Literal(value, token.position)
-        if token.kind in (Kind.STRING, Kind.REGEX):
-            self.advance()
-            return ast.Literal(token.text, token.position)
-        if token.kind is Kind.QUOTED_NAME:
-            self.advance()
-            return ast.Attribute(token.text, token.position)
-        if token.kind is Kind.VARIABLE:
-            raise NrqlError(f"dashboard variable {{{{{token.text}}}}} has no value",
-                            self.query, token.position)
-        if token.kind is Kind.SYMBOL and token.text == "(":
-            self.advance()
-            if self.current.is_word("select", "from"):
-                raise self.unsupported("subquery")
-            inner = self.parse_or(juxtapose=True)
-            self.expect_symbol(")")
-            return inner
-        if token.kind is Kind.NAME:
-            return self.parse_name()
-        raise self.error("expected a value, an attribute or a function")
-
-    def parse_name(self) -> ast.Expr:
+    def parse_at(self) -> str | None:
+        if not self.accept_word("at"):
+            return None
         token = self.advance()
-        lowered = token.text.lower()
-        if self.current.kind is Kind.SYMBOL and self.current.text == "(":
-            return self.parse_call(token)
-        if lowered in ("true", "false"):
-            return ast.Literal(lowered == "true", token.position)
-        if lowered == "null":
-            return ast.Literal(None, token.position)
-        if lowered in CLAUSE_WORDS or lowered in ("not", "in", "like", "rlike", "is"):
-            raise self.error("expected a value, an attribute or a function", token)
-        return ast.Attribute(token.text, token.position)
-
-    def parse_call(self, name: Token) -> ast.Call:
-        self.expect_symbol("(")
-        args: list[ast.Expr] = []
-        named: list[tuple[str, ast.Expr]] = []
-        where: ast.Expr | None = None
-        if not self.accept_symbol(")"):
-            while True:
-                if self.accept_word("where"):
-                    where = self.parse_condition()
-                elif self.current.kind is Kind.NAME and self.peek().kind is Kind.SYMBOL \
-                        and self.peek().text == ":":
-                    key = self.advance().text.lower()
-                    self.advance()
-                    named.append((key, self.parse_expression()))
-                else:
-                    args.append(self.parse_argument())
-                if self.accept_symbol(")"):
-                    break
-                self.expect_symbol(",")
-        return ast.Call(name.text.lower(), tuple(args), name.position, tuple(named), where,
-                        name.text)
-
-    def parse_argument(self) -> ast.Expr:
-        token = self.current
-        if token.kind is Kind.SYMBOL and token.text == "*":
-            self.advance()
-            return ast.Star(token.position)
-        if token.kind is Kind.NUMBER and self.peek().kind is Kind.NAME \
-                and time_unit_ms(self.peek().text):
-            self.advance()
-            unit = time_unit_ms(self.advance().text)
-            assert unit is not None
-            return ast.Literal(int(float(token.text) * unit), token.position)
-        return self.parse_expression()
+        if token.kind is not Kind.STRING:
+            raise self.error("AT takes a quoted time of day such as '09:00'", token)
+        return token.text

@@ -1,4 +1,10 @@
-"""Rows from the store -> the NRQL result JSON New Relic's NerdGraph returns."""
+"""Rows from the store -> the NRQL result JSON New Relic's NerdGraph returns.
+
+Row layout of an aggregate statement: [comparison] [facet...] [bucket] [value...]
+[rank]; each part present only when the query has it (see `shapes.py`).
+TIMESERIES results get a row for every bucket, empty ones filled (0 for counts
+and sums, null otherwise), as New Relic's charts show them.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +13,31 @@ from typing import Any
 import orjson
 
 from trailguard.nrql.attributes import Decode
-from trailguard.nrql.compiler import Plan
+from trailguard.nrql.compiler import OutputColumn, Plan
 from trailguard.store.base import QueryResult
 from trailguard.store.schema import ATTRS_COLUMN, HOT_COLUMNS
+
+Group = tuple[Any, ...]
 
 
 def build_results(plan: Plan, result: QueryResult) -> dict[str, Any]:
     """`{"results": [...], "metadata": {...}}` for the rows of a compiled query."""
     if plan.shape == "star":
         rows = [_star_row(result.columns, row) for row in result.rows]
-    elif plan.shape == "facet":
-        rows = [_facet_row(plan, row) for row in result.rows]
+    elif plan.shape == "events":
+        rows = [_values(plan.outputs, row) for row in result.rows]
     else:
-        rows = [_plain_row(plan, row) for row in result.rows]
+        rows = _aggregate_rows(plan, result.rows)
     return {"results": rows, "metadata": _metadata(plan)}
 
 
 def json_value(value: Any) -> Any:
     """A stored value as it appears in results (integral floats as integers)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
+    if isinstance(value, float):
+        if value != value:  # NaN (an empty average on some backends) shows as no value
+            return None
+        if value.is_integer() and abs(value) < 2**53:
+            return int(value)
     return value
 
 
@@ -35,6 +46,10 @@ def _decode(value: Any, decode: Decode) -> Any:
         return None
     if decode is Decode.JSON and isinstance(value, str):
         return json_value(orjson.loads(value))
+    if decode is Decode.JSON_LIST and isinstance(value, list | tuple):
+        return [_decode(item, Decode.JSON) for item in value]
+    if isinstance(value, list | tuple):
+        return [json_value(item) for item in value]
     return json_value(value)
 
 
@@ -49,23 +64,88 @@ def _star_row(columns: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
     return event
 
 
-def _plain_row(plan: Plan, row: tuple[Any, ...]) -> dict[str, Any]:
-    return {output.key: _decode(value, output.decode) for output, value in zip(plan.outputs, row)}
+def _values(outputs: list[OutputColumn], row: tuple[Any, ...] | None) -> dict[str, Any]:
+    """Output keys -> values; compound parts are merged (percentiles, histogram buckets)."""
+    record: dict[str, Any] = {}
+    for index, output in enumerate(outputs):
+        value = output.empty if row is None else _decode(row[index], output.decode)
+        if output.part is None:
+            record[output.key] = value
+        elif isinstance(output.part, int):
+            record.setdefault(output.key, []).append(value)
+        else:
+            record.setdefault(output.key, {})[output.part] = value
+    return record
 
 
-def _facet_row(plan: Plan, row: tuple[Any, ...]) -> dict[str, Any]:
-    values = _plain_row(plan, row)
-    facet_values = [_decode(value, output.decode)
-                    for output, value in zip(plan.outputs, row[:len(plan.facet_keys)])]
-    facet: Any = facet_values[0] if len(facet_values) == 1 else facet_values
-    return {"facet": facet, **values}
+def _aggregate_rows(plan: Plan, rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    facet_count = len(plan.facet_keys)
+    compared = plan.compare_ms is not None
+    timed = plan.bucket_ms is not None
+    value_outputs = plan.outputs[facet_count:]
+    facet_outputs = plan.outputs[:facet_count]
+
+    groups: dict[Group, dict[int, tuple[Any, ...]]] = {}
+    if not facet_count:
+        for label in (("current", "previous") if compared else (None,)):
+            groups[(label,)] = {}
+    for row in rows:
+        at = 1 if compared else 0
+        group = ((row[0] if compared else None),) + tuple(row[at:at + facet_count])
+        at += facet_count
+        bucket = int(row[at]) if timed else 0
+        at += 1 if timed else 0
+        groups.setdefault(group, {})[bucket] = row[at:at + len(value_outputs)]
+
+    results = []
+    for group, buckets in groups.items():
+        head = _group_fields(group, facet_outputs, compared)
+        indexes = range(_bucket_count(plan)) if timed else [0]
+        for index in indexes:
+            record = dict(head)
+            if timed:
+                record.update(_bucket_times(plan, index))
+            record.update(_values(value_outputs, buckets.get(index)))
+            results.append(record)
+    return results
+
+
+def _group_fields(group: Group, facet_outputs: list[OutputColumn],
+                  compared: bool) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if facet_outputs:
+        values = [_decode(value, output.decode) for output, value in zip(facet_outputs, group[1:])]
+        fields["facet"] = values[0] if len(values) == 1 else values
+        for output, value in zip(facet_outputs, values):
+            fields[output.key] = value
+    if compared:
+        fields["comparison"] = group[0]
+    return fields
+
+
+def _bucket_count(plan: Plan) -> int:
+    assert plan.bucket_ms
+    return -(-(plan.end_ms - plan.begin_ms) // plan.bucket_ms)
+
+
+def _bucket_times(plan: Plan, index: int) -> dict[str, Any]:
+    assert plan.bucket_ms
+    begin = plan.begin_ms + index * plan.bucket_ms
+    end = min(begin + plan.bucket_ms, plan.end_ms)
+    return {"beginTimeSeconds": json_value(begin / 1000),
+            "endTimeSeconds": json_value(end / 1000)}
 
 
 def _metadata(plan: Plan) -> dict[str, Any]:
-    return {
+    metadata: dict[str, Any] = {
         "eventTypes": plan.event_types,
         "eventType": plan.event_types[0] if plan.event_types else None,
         "facets": plan.facet_keys,
         "timeWindow": {"begin": plan.begin_ms, "end": plan.end_ms},
         "messages": [],
     }
+    if plan.bucket_ms is not None:
+        metadata["timeSeries"] = {"bucketSizeMillis": plan.bucket_ms}
+    if plan.compare_ms is not None:
+        metadata["timeWindow"]["compareWith"] = plan.compare_ms
+    return metadata

@@ -1,0 +1,169 @@
+"""SINCE / UNTIL / TIMESERIES: time points and bucket widths against a clock and a zone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from trailguard.errors import NrqlError
+from trailguard.nrql import ast
+from trailguard.nrql.timeparse import parse_datetime_ms
+
+DEFAULT_WINDOW_MS = 3_600_000
+MAX_BUCKETS = 366
+MINUTE_MS = 60_000
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+# TIMESERIES AUTO: the first width whose window limit is not exceeded. New Relic
+# documents two points of its own table (1 day -> 30 minutes, 1 week -> 6 hours);
+# the rest keeps charts between roughly 30 and 100 points.
+_AUTO_WIDTHS = (
+    (HOUR_MS, MINUTE_MS), (3 * HOUR_MS, 5 * MINUTE_MS), (6 * HOUR_MS, 10 * MINUTE_MS),
+    (DAY_MS, 30 * MINUTE_MS), (3 * DAY_MS, 2 * HOUR_MS), (7 * DAY_MS, 6 * HOUR_MS),
+    (31 * DAY_MS, DAY_MS), (92 * DAY_MS, 3 * DAY_MS),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The resolved time range [begin_ms, end_ms) and, for TIMESERIES, the bucket width."""
+
+    begin_ms: int
+    end_ms: int
+    bucket_ms: int | None = None
+
+    @property
+    def buckets(self) -> int:
+        if not self.bucket_ms:
+            return 0
+        return -(-(self.end_ms - self.begin_ms) // self.bucket_ms)
+
+
+def zone_of(query: ast.Query, source: str) -> tzinfo:
+    """The query's WITH TIMEZONE zone, UTC without one."""
+    if query.timezone is None:
+        return timezone.utc
+    try:
+        return ZoneInfo(query.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise NrqlError(f"unknown time zone '{query.timezone}' (use a name such as "
+                        "'America/New_York')", source, query.position) from None
+
+
+def resolve_time(point: ast.TimePoint, now_ms: int, zone: tzinfo = timezone.utc) -> int:
+    """Epoch ms of a SINCE/UNTIL time point."""
+    if isinstance(point, ast.RelativeTime):
+        return now_ms - point.milliseconds
+    if isinstance(point, ast.AbsoluteTime):
+        if point.text is not None:
+            return parse_datetime_ms(point.text, zone) or point.epoch_ms
+        return point.epoch_ms
+    if point.name == "now":
+        return now_ms
+    now = datetime.fromtimestamp(now_ms / 1000, zone)
+    start = _period_start(point.name, now)
+    if point.at:
+        start = _at_time_of_day(start, point.at)
+    return int(start.timestamp() * 1000)
+
+
+def _period_start(name: str, now: datetime) -> datetime:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if name == "today":
+        return midnight
+    if name == "yesterday":
+        return _shift_days(midnight, -1)
+    if name in WEEKDAYS:
+        # The most recent such day (today when today is that day).
+        back = (now.weekday() - WEEKDAYS.index(name)) % 7
+        return _shift_days(midnight, -back)
+    which, unit = name.split(" ")
+    start = _unit_start(unit, now)
+    return start if which == "this" else _previous_unit_start(unit, start)
+
+
+def _unit_start(unit: str, now: datetime) -> datetime:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if unit == "hour":
+        return now.replace(minute=0, second=0, microsecond=0)
+    if unit == "day":
+        return midnight
+    if unit == "week":
+        return _shift_days(midnight, -now.weekday())  # weeks start on Monday
+    if unit == "month":
+        return midnight.replace(day=1)
+    if unit == "quarter":
+        return midnight.replace(day=1, month=(now.month - 1) // 3 * 3 + 1)
+    return midnight.replace(day=1, month=1)
+
+
+def _previous_unit_start(unit: str, start: datetime) -> datetime:
+    if unit == "hour":
+        return start - timedelta(hours=1)
+    if unit == "day":
+        return _shift_days(start, -1)
+    if unit == "week":
+        return _shift_days(start, -7)
+    months = {"month": 1, "quarter": 3, "year": 12}[unit]
+    index = start.year * 12 + start.month - 1 - months
+    return start.replace(year=index // 12, month=index % 12 + 1)
+
+
+def _shift_days(moment: datetime, days: int) -> datetime:
+    # Through the wall clock, so a DST change does not move midnight.
+    naive = moment.replace(tzinfo=None) + timedelta(days=days)
+    return naive.replace(tzinfo=moment.tzinfo)
+
+
+def _at_time_of_day(day: datetime, text: str) -> datetime:
+    parts = text.strip().split(":")
+    try:
+        numbers = [int(part) for part in parts]
+    except ValueError:
+        numbers = []
+    if not 2 <= len(numbers) <= 3:
+        raise NrqlError(f"cannot read AT '{text}' as a time of day (expected 'HH:MM')")
+    numbers += [0] * (3 - len(numbers))
+    return day.replace(hour=numbers[0], minute=numbers[1], second=numbers[2])
+
+
+def bucket_width(setting: int | str, span_ms: int) -> int:
+    """The TIMESERIES width for `setting` (ms, "auto" or "max") over a window of `span_ms`."""
+    if isinstance(setting, int):
+        return setting
+    if setting == "max":
+        width = -(-span_ms // MAX_BUCKETS)
+        unit = MINUTE_MS if width > MINUTE_MS else 1000
+        return max(unit, -(-width // unit) * unit)
+    for limit, width in _AUTO_WIDTHS:
+        if span_ms <= limit:
+            return width
+    return 7 * DAY_MS
+
+
+def query_window(query: ast.Query, now_ms: int, source: str) -> Window:
+    """SINCE/UNTIL resolved (default: the last hour), with the TIMESERIES width if any.
+
+    Limitation: buckets start at the window's begin; New Relic may snap the start to
+    a whole bucket, so the first bucket's edges can differ from its charts.
+    """
+    zone = zone_of(query, source)
+    end_ms = resolve_time(query.until, now_ms, zone) if query.until else now_ms
+    if query.since is not None:
+        begin_ms = resolve_time(query.since, now_ms, zone)
+    else:
+        begin_ms = end_ms - DEFAULT_WINDOW_MS
+    if begin_ms >= end_ms:
+        raise NrqlError("SINCE must be earlier than UNTIL", source, query.position)
+    if query.timeseries is None:
+        return Window(begin_ms, end_ms)
+    width = bucket_width(query.timeseries, end_ms - begin_ms)
+    window = Window(begin_ms, end_ms, width)
+    if window.buckets > MAX_BUCKETS:
+        raise NrqlError(f"TIMESERIES would make {window.buckets} buckets over this time "
+                        f"range; the most allowed is {MAX_BUCKETS} (use a wider bucket or "
+                        "TIMESERIES MAX)", source, query.position)
+    return window

@@ -50,10 +50,16 @@ class Server:
 
 
 def start_server(data_dir: Path, extra_args: tuple[str, ...] = (), scheme: str = "http",
-                 verify: object = True, env_keys: bool = True) -> Server:
-    """Start `python -m trailguard serve` and wait until /health answers."""
-    port = free_port()
+                 verify: object = True, env_keys: bool = True, port: int | None = None,
+                 extra_env: dict[str, str] | None = None) -> Server:
+    """Start `python -m trailguard serve` and wait until /health answers.
+
+    `port` restarts a server where a killed one listened; `extra_env` adds settings
+    (e.g. `TRAILGUARD_LOG_LEVEL`).
+    """
+    port = port or free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("TRAILGUARD_")}
+    env.update(extra_env or {})
     firehose_key, api_key = "test-firehose-key-0123456789", "test-api-key-0123456789"
     if env_keys:
         env["TRAILGUARD_FIREHOSE_ACCESS_KEY"] = firehose_key

@@ -30,6 +30,10 @@ class StoreBusyError(StoreError):
     """The data directory is locked by another trailguard process."""
 
 
+class StoreOverloadedError(StoreError):
+    """The write queue is full; the sender should retry later (HTTP 503)."""
+
+
 class NrqlError(TrailguardError):
     """An NRQL query is invalid; the message names the position and the token."""
 
@@ -53,3 +57,11 @@ class NrqlUnsupportedError(NrqlError):
     def __init__(self, feature: str, query: str = "", position: int | None = None) -> None:
         self.feature = feature
         super().__init__(f"not supported: {feature}", query, position)
+
+
+class SourceError(TrailguardError):
+    """An AWS source (LookupEvents, S3 trail files, GuardDuty) could not be read."""
+
+
+class AlertError(TrailguardError):
+    """An alert condition, policy, destination or workflow is invalid, or a delivery failed."""

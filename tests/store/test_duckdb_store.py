@@ -112,8 +112,8 @@ def test_content_duplicates_and_replayed_deliveries_are_stored_once(store):
 
 def test_second_process_and_missing_data_get_actionable_errors(store, tmp_path: Path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from trailguard.store import DuckDBStore; "
-         "held = DuckDBStore(sys.argv[1]); print('ready', flush=True); time.sleep(60)",
+        [sys.executable, "-c", ("import sys, time; from trailguard.store import DuckDBStore; "
+         "held = DuckDBStore(sys.argv[1]); print('ready', flush=True); time.sleep(60)"),
          str(tmp_path / "other")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"

@@ -18,6 +18,15 @@ class WriteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Delivery:
+    """One request's events, with the key that makes a retry of it a replay."""
+
+    events: list[Event]
+    request_id: str | None = None
+    received_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class QueryResult:
     """Rows of a read, with their column names."""
 
@@ -33,6 +42,9 @@ class EventStore(Protocol):
     def write(self, events: list[Event], request_id: str | None = None,
               received_ms: int = 0) -> WriteResult:
         """Commit `events` durably, once; a repeated `request_id` stores nothing."""
+
+    def write_deliveries(self, deliveries: list[Delivery]) -> list[WriteResult]:
+        """Commit several deliveries in one transaction; one result per delivery, in order."""
 
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
         """Run one read-only statement with bound parameters."""

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from trailguard.errors import StoreBusyError, StoreError
 from trailguard.events import Event
-from trailguard.store.base import QueryResult, WriteResult
+from trailguard.store.base import Delivery, QueryResult, WriteResult
 from trailguard.store.schema import (
     ATTRS_COLUMN,
     BASE_COLUMNS,
@@ -59,26 +59,30 @@ class DuckDBStore:
     def write(self, events: list[Event], request_id: str | None = None,
               received_ms: int = 0) -> WriteResult:
         """Commit `events` in one transaction; duplicates by request id or content are skipped."""
-        unique, duplicates = _drop_batch_duplicates(events)
+        return self.write_deliveries([Delivery(events, request_id, received_ms)])[0]
+
+    def write_deliveries(self, deliveries: list[Delivery]) -> list[WriteResult]:
+        """Commit every delivery in one transaction (group commit), or none of them.
+
+        Idempotency holds inside the group too: a request key or a content key seen
+        twice in `deliveries` is stored once. DuckDB fsyncs its WAL on COMMIT, so once
+        this returns the events survive a crash of the process or the machine.
+        """
         with self._write_lock:
             connection = self._connection
-            connection.execute("BEGIN TRANSACTION")
             try:
-                if request_id is not None and not self._claim_request(
-                        request_id, received_ms, len(events)):
-                    connection.execute("ROLLBACK")
-                    return WriteResult(0, len(events), replayed=True)
-                fresh = self._claim_dedup_keys(unique)
-                if fresh:
-                    batch = _arrow_batch(fresh)
-                    connection.register("incoming_batch", batch)
-                    connection.execute(f"INSERT INTO {TABLE} BY NAME SELECT * FROM incoming_batch")
-                    connection.unregister("incoming_batch")
+                connection.execute("BEGIN TRANSACTION")
+                results = self._write_group(deliveries)
                 connection.execute("COMMIT")
-            except Exception:
-                connection.execute("ROLLBACK")
+            except (duckdb.Error, pa.ArrowException, OverflowError, TypeError) as exc:
+                # Database failures and values no column can hold (from a bug upstream):
+                # nothing of the group is stored, and the caller hears why.
+                _rollback(connection)
+                raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+            except BaseException:
+                _rollback(connection)
                 raise
-        return WriteResult(len(fresh), duplicates + len(unique) - len(fresh))
+        return results
 
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
         """Run a read statement on a cursor of its own (safe beside writes)."""
@@ -94,31 +98,71 @@ class DuckDBStore:
         with self._write_lock:
             self._connection.close()
 
-    def _claim_request(self, request_id: str, received_ms: int, count: int) -> bool:
+    def _write_group(self, deliveries: list[Delivery]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(deliveries)
+        claimed_requests: set[str] = set()
+        seen_keys: set[str] = set()
+        pending: list[tuple[int, list[Event], int]] = []
+        for index, delivery in enumerate(deliveries):
+            if delivery.request_id is not None and not self._claim_request(
+                    delivery, claimed_requests):
+                results[index] = WriteResult(0, len(delivery.events), replayed=True)
+                continue
+            unique = _drop_seen(delivery.events, seen_keys)
+            pending.append((index, unique, len(delivery.events) - len(unique)))
+
+        claimed = self._claim_dedup_keys([event for _, unique, _ in pending for event in unique])
+        fresh_all: list[Event] = []
+        for index, unique, repeated in pending:
+            fresh = [event for event in unique
+                     if event.dedup_key is None or event.dedup_key in claimed]
+            fresh_all.extend(fresh)
+            results[index] = WriteResult(len(fresh), repeated + len(unique) - len(fresh))
+        if fresh_all:
+            self._connection.register("incoming_batch", _arrow_batch(fresh_all))
+            try:
+                self._connection.execute(
+                    f"INSERT INTO {TABLE} BY NAME SELECT * FROM incoming_batch")
+            finally:
+                self._connection.unregister("incoming_batch")
+        return [result for result in results if result is not None]
+
+    def _claim_request(self, delivery: Delivery, claimed_in_group: set[str]) -> bool:
+        """True when this delivery key was never committed nor claimed earlier in the group."""
+        request_id = delivery.request_id
+        if request_id is None or request_id in claimed_in_group:
+            return False
+        claimed_in_group.add(request_id)
         claimed = self._connection.execute(
             "INSERT INTO delivery_requests VALUES ($id, $ms, $n) "
             "ON CONFLICT DO NOTHING RETURNING request_id",
-            {"id": request_id, "ms": received_ms, "n": count},
+            {"id": request_id, "ms": delivery.received_ms, "n": len(delivery.events)},
         ).fetchall()
         return bool(claimed)
 
-    def _claim_dedup_keys(self, events: list[Event]) -> list[Event]:
-        """The events whose content key was not stored before (keyless events always pass)."""
+    def _claim_dedup_keys(self, events: list[Event]) -> set[str]:
+        """The content keys of `events` that were not stored before, now claimed."""
         keys = [event.dedup_key for event in events if event.dedup_key is not None]
         if not keys:
-            return events
+            return set()
         self._connection.register("incoming_keys", pa.table({"key": pa.array(keys, pa.string())}))
         try:
-            claimed = {row[0] for row in self._connection.execute(
+            return {row[0] for row in self._connection.execute(
                 "INSERT INTO dedup_keys SELECT key FROM incoming_keys "
                 "ON CONFLICT DO NOTHING RETURNING key").fetchall()}
         finally:
             self._connection.unregister("incoming_keys")
-        return [event for event in events if event.dedup_key is None or event.dedup_key in claimed]
 
 
-def _drop_batch_duplicates(events: list[Event]) -> tuple[list[Event], int]:
-    seen: set[str] = set()
+def _rollback(connection: duckdb.DuckDBPyConnection) -> None:
+    try:
+        connection.execute("ROLLBACK")
+    except duckdb.Error:
+        pass  # no transaction was open (BEGIN itself failed)
+
+
+def _drop_seen(events: list[Event], seen: set[str]) -> list[Event]:
+    """`events` without those whose content key is in `seen`; adds the new keys to `seen`."""
     unique: list[Event] = []
     for event in events:
         if event.dedup_key is not None:
@@ -126,7 +170,7 @@ def _drop_batch_duplicates(events: list[Event]) -> tuple[list[Event], int]:
                 continue
             seen.add(event.dedup_key)
         unique.append(event)
-    return unique, len(events) - len(unique)
+    return unique
 
 
 def _arrow_batch(events: list[Event]) -> pa.Table:

@@ -83,6 +83,6 @@ def create_statements() -> list[str]:
     return [
         f'CREATE TABLE IF NOT EXISTS {TABLE} ({", ".join(columns)})',
         "CREATE TABLE IF NOT EXISTS dedup_keys (key VARCHAR PRIMARY KEY)",
-        "CREATE TABLE IF NOT EXISTS delivery_requests ("
-        "request_id VARCHAR PRIMARY KEY, received_ms BIGINT NOT NULL, events INTEGER NOT NULL)",
+        ("CREATE TABLE IF NOT EXISTS delivery_requests ("
+        "request_id VARCHAR PRIMARY KEY, received_ms BIGINT NOT NULL, events INTEGER NOT NULL)"),
     ]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -11,6 +15,7 @@ from trailguard import __version__
 from trailguard.config import Config
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
+from trailguard.store.writer import GroupCommitWriter
 from trailguard.web.query_api import nrql_endpoint
 from trailguard.web.receivers import firehose_endpoint, log_api_endpoint
 from trailguard.web.state import AppState
@@ -22,7 +27,14 @@ async def health(request: Request) -> Response:
 
 def create_app(config: Config, store: EventStore) -> Starlette:
     """The ASGI app serving `store` with the keys and limits in `config`."""
-    app = Starlette(routes=[
+    writer = GroupCommitWriter(store, max_queued_events=config.ingest_queue_events)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(writer.close)  # commit what is queued before the store closes
+
+    app = Starlette(lifespan=lifespan, routes=[
         Route("/firehose/v1", firehose_endpoint, methods=["POST"]),
         Route("/log/v1", log_api_endpoint, methods=["POST"]),
         Route("/api/v1/nrql", nrql_endpoint, methods=["POST"]),
@@ -30,5 +42,5 @@ def create_app(config: Config, store: EventStore) -> Starlette:
     ])
     limits = Limits(max_body_bytes=config.max_body_bytes,
                     max_inflated_bytes=config.max_inflated_bytes)
-    app.state.trailguard = AppState(config, store, limits)
+    app.state.trailguard = AppState(config, store, limits, writer)
     return app

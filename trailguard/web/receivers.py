@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -10,11 +11,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from trailguard.errors import IngestError, StoreError
+from trailguard.errors import IngestError, StoreError, StoreOverloadedError
+from trailguard.events import Event
 from trailguard.ingest.firehose import Limits, decode_request
 from trailguard.ingest.logapi import decode_log_payload
 from trailguard.ingest.payloads import gunzip_bounded
 from trailguard.logs import log_fields
+from trailguard.store.base import Delivery, WriteResult
 from trailguard.web.auth import key_matches, presented_key
 from trailguard.web.bodies import read_limited
 from trailguard.web.state import AppState
@@ -41,12 +44,15 @@ async def firehose_endpoint(request: Request) -> Response:
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
         batch = await run_in_threadpool(decode_request, body, request.headers, state.limits)
-        result = await run_in_threadpool(state.store.write, batch.events, batch.delivery_key,
-                                         _now_ms())
+        result = await _commit(state, Delivery(batch.events, batch.delivery_key, _now_ms()))
     except IngestError as exc:
         log_fields(log, logging.WARNING, "firehose delivery rejected", request_id=header_id,
                    status=exc.status, reason=str(exc))
         return _firehose_error(header_id, exc.status, str(exc))
+    except StoreOverloadedError as exc:
+        log_fields(log, logging.WARNING, "firehose delivery deferred", request_id=header_id,
+                   status=503, reason=str(exc))
+        return _firehose_error(header_id, 503, str(exc))
     except StoreError as exc:
         log_fields(log, logging.ERROR, "firehose delivery not stored", request_id=header_id,
                    reason=str(exc))
@@ -70,14 +76,16 @@ async def log_api_endpoint(request: Request) -> Response:
 
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
-        if request.headers.get("content-encoding", "").lower() == "gzip":
-            body = gunzip_bounded(body, state.limits.max_inflated_bytes, "request body")
-        events = await run_in_threadpool(decode_log_payload, body, _now_ms())
-        result = await run_in_threadpool(state.store.write, events)
+        gzipped = request.headers.get("content-encoding", "").strip().lower() == "gzip"
+        events = await run_in_threadpool(_decode_log_body, body, gzipped, state.limits)
+        result = await _commit(state, Delivery(events))
     except IngestError as exc:
         log_fields(log, logging.WARNING, "log api request rejected", status=exc.status,
                    reason=str(exc))
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    except StoreOverloadedError as exc:
+        log_fields(log, logging.WARNING, "log api request deferred", status=503, reason=str(exc))
+        return JSONResponse({"error": str(exc)}, status_code=503)
     except StoreError as exc:
         log_fields(log, logging.ERROR, "log api request not stored", reason=str(exc))
         return JSONResponse({"error": "store unavailable, retry later"}, status_code=503)
@@ -86,6 +94,17 @@ async def log_api_endpoint(request: Request) -> Response:
     log_fields(log, logging.INFO, "log api request committed", request_id=request_id,
                events=result.stored, duplicates=result.duplicates)
     return JSONResponse({"requestId": request_id}, status_code=202)
+
+
+def _decode_log_body(body: bytes, gzipped: bool, limits: Limits) -> list[Event]:
+    if gzipped:
+        body = gunzip_bounded(body, limits.max_inflated_bytes, "request body")
+    return decode_log_payload(body, _now_ms())
+
+
+async def _commit(state: AppState, delivery: Delivery) -> WriteResult:
+    """Queue `delivery` for the next group commit and wait until it is on disk."""
+    return await asyncio.wrap_future(state.writer.submit(delivery))
 
 
 def _firehose_error(request_id: str, status: int, message: str) -> JSONResponse:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from trailguard.config import Config
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
+from trailguard.store.writer import GroupCommitWriter
 
 
 @dataclass(slots=True)
@@ -14,3 +15,4 @@ class AppState:
     config: Config
     store: EventStore
     limits: Limits
+    writer: GroupCommitWriter

@@ -1,0 +1,134 @@
+"""Group commit: many deliveries, few transactions, every delivery stored exactly once."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from trailguard.errors import StoreError, StoreOverloadedError
+from trailguard.events import LOG, Event
+from trailguard.store import Delivery, DuckDBStore, WriteResult
+from trailguard.store.writer import GroupCommitWriter
+
+
+def events(prefix: str, count: int, keyed: bool = True) -> list[Event]:
+    return [Event(LOG, 1_700_000_000_000 + n, {"message": f"{prefix}-{n}"},
+                  f"k:{prefix}-{n}" if keyed else None) for n in range(count)]
+
+
+def stored_messages(store: DuckDBStore) -> list[str]:
+    rows = store.read("SELECT a_message FROM events ORDER BY a_message", {}).rows
+    return [row[0] for row in rows]
+
+
+class GatedStore:
+    """A real store whose first write waits until the test opens the gate."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.groups: list[int] = []
+
+    def write_deliveries(self, deliveries: list[Delivery]) -> list[WriteResult]:
+        self.entered.set()
+        self.gate.wait()
+        self.groups.append(len(deliveries))
+        return self.store.write_deliveries(deliveries)
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = DuckDBStore(tmp_path)
+    yield opened
+    opened.close()
+
+
+def test_a_delivery_key_twice_in_one_group_is_stored_once(store):
+    first = Delivery(events("a", 3, keyed=False), "req-1|abc", 1)
+    again = Delivery(events("a", 3, keyed=False), "req-1|abc", 2)
+    other = Delivery(events("b", 2, keyed=False), "req-2|def", 3)
+
+    results = store.write_deliveries([first, again, other])
+
+    assert results == [WriteResult(3, 0), WriteResult(0, 3, replayed=True), WriteResult(2, 0)]
+    assert stored_messages(store) == ["a-0", "a-1", "a-2", "b-0", "b-1"]
+    assert store.write_deliveries([again]) == [WriteResult(0, 3, replayed=True)]
+
+
+def test_a_content_key_in_two_deliveries_of_one_group_is_stored_once(store):
+    results = store.write_deliveries([Delivery(events("a", 2), "r1"),
+                                      Delivery(events("a", 3), "r2")])
+
+    assert results == [WriteResult(2, 0), WriteResult(1, 2)]
+    assert stored_messages(store) == ["a-0", "a-1", "a-2"]
+
+
+def test_concurrent_deliveries_share_one_transaction(store):
+    gated = GatedStore(store)
+    writer = GroupCommitWriter(gated)
+    head = writer.submit(Delivery(events("head", 1), "head"))
+    gated.entered.wait()
+    rest = [writer.submit(Delivery(events(f"d{n}", 2), f"r{n}")) for n in range(10)]
+
+    gated.gate.set()
+
+    assert head.result() == WriteResult(1, 0)
+    assert [future.result() for future in rest] == [WriteResult(2, 0)] * 10
+    writer.close()
+    assert gated.groups == [1, 10]
+    assert len(stored_messages(store)) == 21
+
+
+def test_a_full_queue_refuses_with_overloaded(store):
+    gated = GatedStore(store)
+    writer = GroupCommitWriter(gated, max_queued_events=100)
+    head = writer.submit(Delivery(events("head", 1), "head"))
+    gated.entered.wait()
+    queued = [writer.submit(Delivery(events(f"d{n}", 40), f"r{n}")) for n in range(2)]
+
+    with pytest.raises(StoreOverloadedError, match="ingest queue is full .*bound 100"):
+        writer.submit(Delivery(events("late", 40), "late"))
+
+    gated.gate.set()
+    assert [future.result() for future in [head, *queued]] == [
+        WriteResult(1, 0), WriteResult(40, 0), WriteResult(40, 0)]
+    assert writer.write(Delivery(events("late", 40), "late")) == WriteResult(40, 0)
+    writer.close()
+    assert len(stored_messages(store)) == 121
+
+
+def test_groups_are_bounded_in_events(store):
+    gated = GatedStore(store)
+    writer = GroupCommitWriter(gated, max_group_events=25)
+    head = writer.submit(Delivery(events("head", 1), "head"))
+    gated.entered.wait()
+    rest = [writer.submit(Delivery(events(f"d{n}", 10), f"r{n}")) for n in range(5)]
+
+    gated.gate.set()
+
+    assert [future.result() for future in [head, *rest]] == [WriteResult(1, 0)] + [
+        WriteResult(10, 0)] * 5
+    writer.close()
+    assert gated.groups == [1, 2, 2, 1]
+
+
+def test_one_bad_delivery_fails_alone(store):
+    good = Delivery(events("good", 2), "good")
+    bad = Delivery([Event(LOG, 2**70, {"message": "bad"}, None)], "bad")
+    gated = GatedStore(store)
+    writer = GroupCommitWriter(gated)
+    head = writer.submit(Delivery(events("head", 1), "head"))
+    gated.entered.wait()
+    futures = [writer.submit(good), writer.submit(bad)]
+
+    gated.gate.set()
+
+    assert head.result() == WriteResult(1, 0)
+    assert futures[0].result() == WriteResult(2, 0)
+    with pytest.raises(StoreError, match="cannot write to .*too large"):
+        futures[1].result()
+    writer.close()
+    assert stored_messages(store) == ["good-0", "good-1", "head-0"]

@@ -1,0 +1,193 @@
+"""The `sources` section of the config: which AWS accounts, regions and feeds to pull.
+
+Plain typed data, parsed from the YAML mapping (or a `TRAILGUARD_SOURCES` JSON/YAML
+string); no AWS calls here. See docs/aws-sources.md for an example.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from trailguard.errors import ConfigError
+
+MAX_BACKFILL_MS = 90 * 24 * 3600 * 1000  # LookupEvents keeps 90 days; so does the poller
+ALL_REGIONS = "all"
+_UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+
+
+@dataclass(slots=True)
+class AccountSource:
+    """One AWS account: how to get credentials for it and which regions to read."""
+
+    name: str
+    account_id: str | None = None
+    profile: str | None = None
+    role_arn: str | None = None
+    external_id: str | None = None
+    regions: list[str] | str = field(default_factory=lambda: ["us-east-1"])
+    home_region: str = "us-east-1"
+
+
+@dataclass(slots=True)
+class LookupEventsSource:
+    """CloudTrail LookupEvents polling for every configured account and region."""
+
+    enabled: bool = True
+    backfill_ms: int = 86_400_000
+    overlap_ms: int = 15 * 60_000
+
+
+@dataclass(slots=True)
+class TrailBucketSource:
+    """CloudTrail log files in one S3 bucket, optionally announced through SQS."""
+
+    bucket: str
+    account: str
+    prefix: str = ""
+    bucket_region: str = "us-east-1"
+    queue_url: str | None = None
+
+
+@dataclass(slots=True)
+class FindingsSource:
+    """GuardDuty ListFindings/GetFindings for every configured account and region."""
+
+    enabled: bool = True
+    backfill_ms: int = 30 * 86_400_000
+
+
+@dataclass(slots=True)
+class SourcesConfig:
+    """Everything `trailguard poll` reads."""
+
+    accounts: list[AccountSource] = field(default_factory=list)
+    cloudtrail_api: LookupEventsSource = field(default_factory=LookupEventsSource)
+    cloudtrail_buckets: list[TrailBucketSource] = field(default_factory=list)
+    guardduty: FindingsSource = field(default_factory=FindingsSource)
+    interval_ms: int = 5 * 60_000
+
+    def account(self, name: str) -> AccountSource:
+        """The account called `name`; `ConfigError` when there is none."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        raise ConfigError(f"sources: no account named {name!r} (known: "
+                          f"{', '.join(a.name for a in self.accounts) or 'none'})")
+
+
+def parse_duration_ms(raw: Any, key: str) -> int:
+    """`'15m'`, `'7d'`, `'12h'`, `'30s'` (or a number of seconds) as milliseconds."""
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return int(raw * 1000)
+    match = _DURATION.match(str(raw))
+    if not match:
+        raise ConfigError(f"sources: {key} must be a duration like 15m, 12h or 7d, not {raw!r}")
+    return int(match.group(1)) * _UNITS_MS[match.group(2)]
+
+
+def parse_sources(raw: Any) -> SourcesConfig:
+    """Validate the `sources` mapping; raises `ConfigError` naming the bad key."""
+    if isinstance(raw, SourcesConfig):
+        return raw
+    if isinstance(raw, str):
+        raw = yaml.safe_load(raw) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError("sources must be a mapping (accounts, cloudtrail_api, ...)")
+    _reject_unknown(raw, {"accounts", "cloudtrail_api", "cloudtrail_buckets", "guardduty",
+                          "interval"}, "sources")
+    config = SourcesConfig(
+        accounts=[_account(item, index) for index, item in enumerate(raw.get("accounts") or [])],
+        cloudtrail_api=_lookup_events(raw.get("cloudtrail_api") or {}),
+        cloudtrail_buckets=[_bucket(item, index)
+                            for index, item in enumerate(raw.get("cloudtrail_buckets") or [])],
+        guardduty=_findings(raw.get("guardduty") or {}),
+        interval_ms=parse_duration_ms(raw.get("interval", "5m"), "interval"),
+    )
+    for bucket in config.cloudtrail_buckets:
+        config.account(bucket.account)
+    names = [account.name for account in config.accounts]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"sources.accounts: names must be unique, got {names}")
+    return config
+
+
+def _account(raw: Any, index: int) -> AccountSource:
+    where = f"sources.accounts[{index}]"
+    _require_mapping(raw, where)
+    _reject_unknown(raw, {"name", "account_id", "profile", "role_arn", "external_id",
+                          "regions", "home_region"}, where)
+    regions = raw.get("regions", ["us-east-1"])
+    if regions != ALL_REGIONS and not (
+            isinstance(regions, list) and regions and all(isinstance(r, str) for r in regions)):
+        raise ConfigError(f"{where}.regions must be a list of region names or 'all'")
+    if raw.get("external_id") and not raw.get("role_arn"):
+        raise ConfigError(f"{where}: external_id needs role_arn (the role to assume)")
+    account_id = raw.get("account_id")
+    return AccountSource(
+        name=str(raw.get("name") or account_id or f"account-{index}"),
+        account_id=str(account_id) if account_id is not None else None,
+        profile=_optional_str(raw.get("profile")),
+        role_arn=_optional_str(raw.get("role_arn")),
+        external_id=_optional_str(raw.get("external_id")),
+        regions=regions,
+        home_region=str(raw.get("home_region", "us-east-1")),
+    )
+
+
+def _lookup_events(raw: Any) -> LookupEventsSource:
+    _require_mapping(raw, "sources.cloudtrail_api")
+    _reject_unknown(raw, {"enabled", "backfill", "overlap"}, "sources.cloudtrail_api")
+    backfill = parse_duration_ms(raw.get("backfill", "1d"), "cloudtrail_api.backfill")
+    if backfill > MAX_BACKFILL_MS:
+        raise ConfigError("sources.cloudtrail_api.backfill: LookupEvents keeps 90 days; "
+                          "use 90d or less (older events: import the trail's S3 files)")
+    return LookupEventsSource(
+        enabled=bool(raw.get("enabled", True)), backfill_ms=backfill,
+        overlap_ms=parse_duration_ms(raw.get("overlap", "15m"), "cloudtrail_api.overlap"))
+
+
+def _bucket(raw: Any, index: int) -> TrailBucketSource:
+    where = f"sources.cloudtrail_buckets[{index}]"
+    _require_mapping(raw, where)
+    _reject_unknown(raw, {"bucket", "account", "prefix", "bucket_region", "queue_url"}, where)
+    if not raw.get("bucket") or not raw.get("account"):
+        raise ConfigError(f"{where}: needs bucket and account (the name of an account entry "
+                          "whose credentials can read it)")
+    prefix = str(raw.get("prefix") or "")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    return TrailBucketSource(
+        bucket=str(raw["bucket"]), account=str(raw["account"]), prefix=prefix,
+        bucket_region=str(raw.get("bucket_region", "us-east-1")),
+        queue_url=_optional_str(raw.get("queue_url")))
+
+
+def _findings(raw: Any) -> FindingsSource:
+    _require_mapping(raw, "sources.guardduty")
+    _reject_unknown(raw, {"enabled", "backfill"}, "sources.guardduty")
+    backfill = parse_duration_ms(raw.get("backfill", "30d"), "guardduty.backfill")
+    if backfill > MAX_BACKFILL_MS:
+        raise ConfigError("sources.guardduty.backfill: GuardDuty keeps findings 90 days; "
+                          "use 90d or less")
+    return FindingsSource(enabled=bool(raw.get("enabled", True)), backfill_ms=backfill)
+
+
+def _require_mapping(raw: Any, where: str) -> None:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, not {type(raw).__name__}")
+
+
+def _reject_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(known))})")
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)

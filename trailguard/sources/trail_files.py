@@ -1,0 +1,209 @@
+"""CloudTrail log files from S3: listed folder by folder, or announced through SQS.
+
+CloudTrail writes `<prefix>AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>.json.gz`
+(organization trails add the org id: `AWSLogs/<o-id>/<account>/...`), Insights events
+under `CloudTrail-Insight/`, and digest files under `CloudTrail-Digest/`. Digests hold
+no events and are never read.
+
+Progress is kept per region folder (bucket, prefix, account, kind, region), never one
+marker for the whole bucket, so a new file in one region is not hidden by a later key
+in another (field case BL-22). Inside a folder the checkpoint is the current day and
+the files of that day already read: each poll lists from the start of that day, so a
+file delivered late with a name that sorts earlier in the day is still read once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_plus
+
+import orjson
+from botocore.exceptions import ClientError
+
+from trailguard.events import Event
+from trailguard.ingest.documents import cloudtrail_event
+from trailguard.logs import log_fields
+from trailguard.sources.aws import AccountSession, error_code
+from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
+from trailguard.sources.lookup_events import PollResult, Progress, now_ms
+from trailguard.sources.settings import TrailBucketSource
+from trailguard.store.base import EventStore
+
+log = logging.getLogger("trailguard.sources.trail_files")
+
+EVENT_FOLDERS = ("CloudTrail", "CloudTrail-Insight")
+DIGEST_FOLDER = "/CloudTrail-Digest/"
+
+
+@dataclass(frozen=True, slots=True)
+class RegionFolder:
+    """One `.../<account>/<kind>/<region>/` folder of a trail bucket."""
+
+    account_id: str
+    kind: str
+    region: str
+    prefix: str
+
+
+class TrailFileReader:
+    """Reads new CloudTrail files of one bucket into the store."""
+
+    def __init__(self, store: EventStore, checkpoints: Checkpoints) -> None:
+        self.store = store
+        self.checkpoints = checkpoints
+
+    def poll(self, source: TrailBucketSource, account: AccountSession,
+             progress: Progress | None = None) -> PollResult:
+        """Read new files: from the SQS queue when one is configured, else by listing."""
+        s3 = account.client("s3", source.bucket_region)
+        result = PollResult()
+        if source.queue_url:
+            sqs = account.client("sqs", source.bucket_region)
+            self._drain_queue(s3, sqs, source.queue_url, result)
+        else:
+            folders = region_folders(s3, source)
+            for index, folder in enumerate(folders, start=1):
+                self._read_folder(s3, source, folder, result)
+                if progress:
+                    progress(result.stored, index, len(folders))
+        log_fields(log, logging.INFO, "trail files read", bucket=source.bucket,
+                   stored=result.stored, duplicates=result.duplicates, files=result.pages)
+        return result
+
+    def _read_folder(self, s3: Any, source: TrailBucketSource, folder: RegionFolder,
+                     result: PollResult) -> None:
+        key = checkpoint_key("trail-files", source.bucket, folder.prefix)
+        state = self.checkpoints.get(key) or {"day": None, "read": []}
+        start_after = f"{folder.prefix}{state['day']}/" if state["day"] else ""
+        already = set(state["read"])
+        for object_key in _keys(s3, source.bucket, folder.prefix, start_after):
+            if object_key in already:
+                continue
+            self._read_object(s3, source.bucket, object_key, result)
+            day = "/".join(object_key[len(folder.prefix):].split("/")[:3])
+            if day != state["day"]:
+                state = {"day": day, "read": []}
+                already = set()
+            state["read"].append(object_key)
+            already.add(object_key)
+            self.checkpoints.save(key, state)
+
+    def _read_object(self, s3: Any, bucket: str, object_key: str, result: PollResult) -> None:
+        raw = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()
+        events = trail_file_events(raw, object_key, now_ms())
+        if events is None:
+            result.unreadable += 1
+            return
+        written = self.store.write(events)
+        result.stored += written.stored
+        result.duplicates += written.duplicates
+        result.pages += 1
+
+    def _drain_queue(self, s3: Any, sqs: Any, queue_url: str, result: PollResult) -> None:
+        while True:
+            answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
+                                         WaitTimeSeconds=0, VisibilityTimeout=300)
+            messages = answer.get("Messages", [])
+            if not messages:
+                return
+            for message in messages:
+                if self._handle_message(s3, message, result):
+                    sqs.delete_message(QueueUrl=queue_url,
+                                       ReceiptHandle=message["ReceiptHandle"])
+
+    def _handle_message(self, s3: Any, message: dict[str, Any], result: PollResult) -> bool:
+        """Read the files a notification names; False leaves it queued for a retry."""
+        for bucket, object_key in notification_objects(message.get("Body", "")):
+            if DIGEST_FOLDER in f"/{object_key}" or not object_key.endswith((".json.gz",
+                                                                              ".json")):
+                continue
+            try:
+                self._read_object(s3, bucket, object_key, result)
+            except ClientError as exc:
+                if error_code(exc) not in ("NoSuchKey", "404"):
+                    log_fields(log, logging.WARNING, "trail file not readable, will retry",
+                               bucket=bucket, key=object_key, error=error_code(exc))
+                    return False
+                log_fields(log, logging.WARNING, "announced trail file is gone, skipped",
+                           bucket=bucket, key=object_key)
+        return True
+
+
+def region_folders(s3: Any, source: TrailBucketSource) -> list[RegionFolder]:
+    """Every CloudTrail and CloudTrail-Insight region folder under the bucket's prefix."""
+    folders: list[RegionFolder] = []
+    for top in _subfolders(s3, source.bucket, f"{source.prefix}AWSLogs/"):
+        name = top.rstrip("/").rsplit("/", 1)[-1]
+        accounts = _subfolders(s3, source.bucket, top) if name.startswith("o-") else [top]
+        for account_folder in accounts:
+            account_id = account_folder.rstrip("/").rsplit("/", 1)[-1]
+            for kind in EVENT_FOLDERS:
+                for region_folder in _subfolders(s3, source.bucket, f"{account_folder}{kind}/"):
+                    region = region_folder.rstrip("/").rsplit("/", 1)[-1]
+                    folders.append(RegionFolder(account_id, kind, region, region_folder))
+    return folders
+
+
+def trail_file_events(raw: bytes, object_key: str, received_ms: int) -> list[Event] | None:
+    """The events of one trail file; [] for digests and empty files, None when unreadable."""
+    if not raw.strip():
+        return []
+    try:
+        text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        document = orjson.loads(text)
+    except (OSError, EOFError, orjson.JSONDecodeError) as exc:
+        log_fields(log, logging.WARNING, "trail file is not JSON, skipped", key=object_key,
+                   error=str(exc))
+        return None
+    if not isinstance(document, dict) or "digestStartTime" in document:
+        return []
+    records = document.get("Records")
+    if not isinstance(records, list):
+        log_fields(log, logging.WARNING, "trail file without Records, skipped", key=object_key)
+        return None
+    return [cloudtrail_event(record, fallback_ms=received_ms)
+            for record in records if isinstance(record, dict)]
+
+
+def notification_objects(body: str) -> list[tuple[str, str]]:
+    """(bucket, key) pairs named by an S3 event notification, maybe wrapped in SNS.
+
+    Also understands CloudTrail's own SNS notice (`s3Bucket`, `s3ObjectKey`).
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    if isinstance(document, dict) and document.get("Type") == "Notification":
+        return notification_objects(str(document.get("Message", "")))
+    if not isinstance(document, dict):
+        return []
+    if "s3Bucket" in document:
+        return [(document["s3Bucket"], key) for key in document.get("s3ObjectKey", [])]
+    found = []
+    for record in document.get("Records", []):
+        s3 = record.get("s3") if isinstance(record, dict) else None
+        if isinstance(s3, dict) and str(record.get("eventName", "")).startswith("ObjectCreated"):
+            found.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
+    return found
+
+
+def _subfolders(s3: Any, bucket: str, prefix: str) -> list[str]:
+    folders: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        folders.extend(item["Prefix"] for item in page.get("CommonPrefixes", []))
+    return folders
+
+
+def _keys(s3: Any, bucket: str, prefix: str, start_after: str) -> list[str]:
+    request: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+    if start_after:
+        request["StartAfter"] = start_after
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(**request):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return keys

@@ -65,7 +65,3 @@ class SourceError(TrailguardError):
 
 class AlertError(TrailguardError):
     """An alert condition, policy, destination or workflow is invalid, or a delivery failed."""
-
-
-class SourceError(TrailguardError):
-    """An AWS source (LookupEvents, S3 trail files, GuardDuty) could not be read."""

@@ -49,6 +49,7 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
     serve.add_argument("--demo", action="store_true",
                        help="fill an empty store with a week of generated findings and events")
+    serve.add_argument("--alerts-file", type=Path, help="alerts YAML file (see docs/alerts.md)")
     serve.set_defaults(handler=_serve)
 
     importer = commands.add_parser("import", help="import CloudTrail / GuardDuty files")
@@ -66,7 +67,15 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="with --url https://: accept a self-signed certificate")
     query.add_argument("nrql", metavar="NRQL")
     query.set_defaults(handler=_query)
+    _alerts_parser(commands)
     return parser
+
+
+def _alerts_parser(commands: argparse._SubParsersAction) -> None:
+    """`trailguard alerts ...`: lives in trailguard/alerts/commands.py."""
+    from trailguard.alerts.commands import add_alerts_commands
+
+    add_alerts_commands(commands, _config)
 
 
 def _config(args: argparse.Namespace, **overrides: object):
@@ -80,7 +89,7 @@ def _serve(args: argparse.Namespace) -> int:
     from trailguard.server import serve
 
     config = _config(args, host=args.host, port=args.port, tls_cert=args.tls_cert,
-                     tls_key=args.tls_key)
+                     tls_key=args.tls_key, alerts_file=args.alerts_file)
     serve(config, demo=args.demo)
     return 0
 

@@ -35,6 +35,7 @@ class Config:
     log_level: str = "info"
     max_body_bytes: int = 64 * 1024 * 1024
     max_inflated_bytes: int = 128 * 1024 * 1024
+    alerts_file: Path | None = None
     ingest_queue_events: int = 50_000
     firehose_access_key: str = field(default="", repr=False)
     api_key: str = field(default="", repr=False)
@@ -90,7 +91,7 @@ def _typed(values: dict[str, Any], known: set[str]) -> Config:
 
 
 def _convert(name: str, raw: Any) -> Any:
-    if name in ("data_dir", "tls_cert", "tls_key"):
+    if name in ("data_dir", "tls_cert", "tls_key", "alerts_file"):
         return Path(str(raw)).expanduser()
     if name in ("port", "max_body_bytes", "max_inflated_bytes", "ingest_queue_events"):
         return int(raw)

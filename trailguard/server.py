@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from trailguard.alerts.service import start_alerts
 from trailguard.config import Config, ensure_keys
 from trailguard.errors import ConfigError
 from trailguard.logs import log_fields, setup_logging
@@ -26,7 +27,9 @@ def serve(config: Config, demo: bool = False) -> None:
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
     generated = ensure_keys(config)
     store = DuckDBStore(config.data_dir)
+    alerts = None
     try:
+        alerts = start_alerts(store, config.alerts_file, config.data_dir)
         if demo:
             _fill_demo(store)
         _announce(config, generated)
@@ -36,6 +39,8 @@ def serve(config: Config, demo: bool = False) -> None:
                     ssl_keyfile=str(config.tls_key) if config.tls_key else None,
                     timeout_keep_alive=30)
     finally:
+        if alerts is not None:
+            alerts.stop()
         store.close()
         log_fields(log, logging.INFO, "server stopped", data_dir=config.data_dir)
 

@@ -102,7 +102,7 @@ class AggregateCompiler:
         """A row-level function over aggregates: `round(latest(x) / 60)`, `if(min(x) < 1, ..)`."""
         def hook(inner: ast.Call) -> exp.Expression | None:
             if inner.name in AGGREGATES or inner.name in UNSUPPORTED_AGGREGATES:
-                return self.scalar(inner, only)[0]
+                return self.operand(inner, only)
             return None
 
         saved, self.x.aggregate_hook = self.x.aggregate_hook, hook
@@ -112,8 +112,10 @@ class AggregateCompiler:
             self.x.aggregate_hook = saved
 
     def operand(self, expr: ast.Expr, only: exp.Expression | None) -> exp.Expression:
+        """A number for arithmetic: latest() of a JSON attribute is JSON until converted."""
         if is_aggregate(expr):
-            return self.scalar(expr, only)[0]
+            value, decode, _ = self.scalar(expr, only)
+            return self.x.dialect.to_number(value) if decode is not Decode.PLAIN else value
         if isinstance(expr, ast.Literal | ast.Binary | ast.Negate):
             return self.x.number(expr)
         raise self.x.error("this query aggregates, so an attribute here must be inside an "
@@ -142,7 +144,7 @@ class AggregateCompiler:
             if len(call.args) != 2 or not isinstance(call.args[1], ast.Literal) \
                     or not isinstance(call.args[1].value, int) or call.args[1].value <= 0:
                 raise self.x.error("rate() takes an aggregate and a time such as 1 minute", call)
-            value = self.scalar(inner, only)[0]
+            value = self.operand(inner, only)
             scale = exp.Literal.number(call.args[1].value / self.rate_window_ms)
             return exp.paren(exp.Mul(this=value, expression=scale)), Decode.PLAIN
         if call.where is None:
@@ -172,7 +174,12 @@ class AggregateCompiler:
             values = [_when(only, self.x.value(arg)[0]) for arg in args]
             return self.x.dialect.count_distinct(values), Decode.PLAIN
         if name == "uniques":
-            return self.uniques(call, only), _list_decode(self.x.value(args[0])[1])
+            return self.uniques(call, only)
+        if name == "percentile":
+            # In arithmetic, a percentile is one number: the first percentile asked for.
+            point = _percent(self.x, args[1]) if len(args) > 1 else 95.0
+            number = _when(only, self.x.number(args[0]))
+            return self.x.dialect.quantile(number, point / 100), Decode.PLAIN
         if name in ("sum", "average", "min", "max", "stddev", "median"):
             return self.numeric(name, _when(only, self.x.number(args[0]))), Decode.PLAIN
         value, decode = self.x.value(args[0])
@@ -190,12 +197,13 @@ class AggregateCompiler:
         builder = {"average": exp.Avg, "min": exp.Min, "max": exp.Max}[name]
         return builder(this=number)
 
-    def uniques(self, call: ast.Call, only: exp.Expression | None) -> exp.Expression:
+    def uniques(self, call: ast.Call, only: exp.Expression | None
+                ) -> tuple[exp.Expression, Decode]:
         limit = UNIQUES_DEFAULT
         if len(call.args) > 1:
             limit = _whole(self.x, call.args[1], 1, UNIQUES_MAX, "uniques() limit")
-        value = self.x.value(call.args[0])[0]
-        return self.x.dialect.distinct_values(_when(only, value), limit)
+        value, decode = self.x.value(call.args[0])
+        return self.x.dialect.distinct_values(_when(only, value), limit), _list_decode(decode)
 
     def compound(self, expr: ast.Call, only: exp.Expression | None) -> list[AggregateColumn]:
         """percentile() (one column per percentile) and histogram() (one per bucket)."""

@@ -181,7 +181,8 @@ class ExpressionCompiler:
     def in_subquery(self, expr: ast.InQuery) -> exp.Expression:
         if self.subquery is None:
             raise self.unsupported("a subquery inside a subquery", expr)
-        test = exp.In(this=self.text(expr.operand), query=self.subquery(expr.query))
+        test = exp.In(this=self.text(expr.operand),
+                      query=exp.Subquery(this=self.subquery(expr.query)))
         return exp.Not(this=exp.paren(test)) if expr.negated else test
 
     def like(self, expr: ast.Like) -> exp.Expression:

@@ -72,9 +72,13 @@ def _values(outputs: list[OutputColumn], row: tuple[Any, ...] | None) -> dict[st
         if output.part is None:
             record[output.key] = value
         elif isinstance(output.part, int):
-            record.setdefault(output.key, []).append(value)
+            if not isinstance(record.get(output.key), list):
+                record[output.key] = []
+            record[output.key].append(value)
         else:
-            record.setdefault(output.key, {})[output.part] = value
+            if not isinstance(record.get(output.key), dict):
+                record[output.key] = {}
+            record[output.key][output.part] = value
     return record
 
 

@@ -37,6 +37,8 @@ def aggregate_statement(compiler: QueryCompiler, query: ast.Query) -> tuple[exp.
         keys.append((COMPARISON, exp.column(COMPARISON)))
     facet_keys, facet_columns = [], []
     for index, facet in enumerate(query.facets):
+        if isinstance(facet.expr, ast.Literal):
+            raise compiler.expressions.unsupported("FACET on a constant", facet.expr)
         value, decode = compiler.expressions.value(facet.expr)
         name = f"facet_{index}"
         keys.append((name, value))

@@ -17,6 +17,7 @@ import orjson
 import yaml
 
 from trailguard.errors import ConfigError
+from trailguard.sources.settings import SourcesConfig, parse_sources
 
 DEFAULT_CONFIG_FILE = "trailguard.yaml"
 KEYS_FILE = "keys.json"
@@ -37,6 +38,7 @@ class Config:
     max_inflated_bytes: int = 128 * 1024 * 1024
     alerts_file: Path | None = None
     ingest_queue_events: int = 50_000
+    sources: SourcesConfig = field(default_factory=SourcesConfig)  # docs/aws-sources.md
     firehose_access_key: str = field(default="", repr=False)
     api_key: str = field(default="", repr=False)
 
@@ -91,6 +93,8 @@ def _typed(values: dict[str, Any], known: set[str]) -> Config:
 
 
 def _convert(name: str, raw: Any) -> Any:
+    if name == "sources":
+        return parse_sources(raw)
     if name in ("data_dir", "tls_cert", "tls_key", "alerts_file"):
         return Path(str(raw)).expanduser()
     if name in ("port", "max_body_bytes", "max_inflated_bytes", "ingest_queue_events"):

@@ -68,6 +68,7 @@ def _build_parser() -> argparse.ArgumentParser:
     query.add_argument("nrql", metavar="NRQL")
     query.set_defaults(handler=_query)
     _alerts_parser(commands)
+    _poll_parser(commands)
     return parser
 
 
@@ -76,6 +77,13 @@ def _alerts_parser(commands: argparse._SubParsersAction) -> None:
     from trailguard.alerts.commands import add_alerts_commands
 
     add_alerts_commands(commands, _config)
+
+
+def _poll_parser(commands: argparse._SubParsersAction) -> None:
+    """`trailguard poll [--once]`: lives in trailguard/sources/command.py."""
+    from trailguard.sources.command import add_poll_command
+
+    add_poll_command(commands, _config)
 
 
 def _config(args: argparse.Namespace, **overrides: object):

@@ -1,0 +1,75 @@
+"""`trailguard poll`: pull the configured AWS sources into the data directory."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from trailguard.errors import ConfigError
+from trailguard.logs import log_fields
+
+if TYPE_CHECKING:  # the runner imports boto3: only load it when polling
+    from trailguard.sources.runner import PollSummary, SourceRunner
+
+log = logging.getLogger("trailguard.sources.command")
+
+
+def add_poll_command(commands: argparse._SubParsersAction,
+                     load: Callable[..., Any]) -> None:
+    """Register `trailguard poll [--once]`; `load(args)` builds the Config."""
+    poll = commands.add_parser("poll", help="pull CloudTrail and GuardDuty from AWS "
+                                            "(sources in the config)")
+    poll.add_argument("--data-dir", type=Path, help="data directory (default: ./data)")
+    poll.add_argument("--once", action="store_true",
+                      help="run every configured source once and exit")
+    poll.add_argument("--no-progress", action="store_true", help="no progress bars")
+    poll.set_defaults(handler=lambda args: run_poll_command(args, load(args)))
+
+
+def run_poll_command(args: argparse.Namespace, config: Any) -> int:
+    """Poll once (`--once`) or every `sources.interval` until interrupted."""
+    from trailguard.sources.runner import SourceRunner
+    from trailguard.store import DuckDBStore
+
+    if not config.sources.accounts:
+        raise ConfigError("no AWS sources configured: add a `sources:` section with at least "
+                          "one account to the config file (see docs/aws-sources.md)")
+    store = DuckDBStore(config.data_dir)
+    try:
+        runner = SourceRunner(config.sources, store, config.data_dir)
+        while True:
+            summary = _poll_with_progress(runner, show=not args.no_progress)
+            print(summary.describe(), flush=True)
+            if args.once:
+                return 1 if summary.failed else 0
+            log_fields(log, logging.INFO, "next poll", wait_s=config.sources.interval_ms / 1000)
+            time.sleep(config.sources.interval_ms / 1000)
+    finally:
+        store.close()
+
+
+def _poll_with_progress(runner: SourceRunner, show: bool) -> PollSummary:
+    """One poll of every source, a progress bar per source (backfills take a while)."""
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[events]} new"),
+               TimeElapsedColumn())
+    with Progress(*columns, disable=not show, transient=False) as progress:
+
+        def start(label: str) -> Callable[[int, int, int], None]:
+            task = progress.add_task(label, total=1, events=0)
+
+            def advance(stored: int, done: int, total: int) -> None:
+                progress.update(task, completed=done, total=max(total, 1), events=stored)
+
+            return advance
+
+        summary = runner.poll_once(start)
+        for task in progress.tasks:
+            progress.update(task.id, completed=task.total)
+    return summary

@@ -21,6 +21,7 @@ import orjson
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
 from trailguard.ingest.payloads import events_from_record, gunzip_bounded
+from trailguard.ingest.timestamps import in_range
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> F
     envelope = _parse_envelope(body)
     request_id = _request_id(envelope, headers)
     timestamp = envelope.get("timestamp")
-    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int) or not in_range(timestamp):
         raise IngestError("field 'timestamp' must be the delivery time in epoch milliseconds")
 
     records = envelope.get("records")
@@ -71,7 +72,10 @@ def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> F
     for index, record in enumerate(records):
         data = _record_bytes(record, index)
         digest.update(len(data).to_bytes(8, "big") + data)
-        events.extend(events_from_record(data, timestamp, common, limits.max_inflated_bytes))
+        try:
+            events.extend(events_from_record(data, timestamp, common, limits.max_inflated_bytes))
+        except IngestError as exc:
+            raise IngestError(f"records[{index}]: {exc}", exc.status) from exc
     delivery_key = f"{request_id}|{digest.hexdigest()[:32]}"
     return FirehoseBatch(request_id, timestamp, events, delivery_key)
 

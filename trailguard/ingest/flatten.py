@@ -6,38 +6,83 @@ from typing import Any
 
 import orjson
 
+from trailguard.errors import IngestError
 from trailguard.events import Scalar
+
+# Limits on one event's shape. Real CloudTrail records and GuardDuty findings stay far
+# below them (depth ~12, a few hundred attributes); past them a document is refused with
+# a message naming the limit, never truncated. MAX_DEPTH also keeps every later step
+# (orjson serialises at most 255 levels) safe.
+MAX_DEPTH = 100
+MAX_ATTRIBUTES = 10_000
+MAX_NAME_CHARS = 1_024
 
 
 def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
-    """Return `document` as flat attributes.
+    """Return `document` as flat attributes, or raise `IngestError` past a limit.
 
     Objects become dotted names (`detail.service.serviceName`). Arrays keep their
     raw JSON under their own name and each element under its index
     (`resources.0.ARN`), so both `resources LIKE '%bucket%'` and exact element
-    queries work. JSON nulls are left out, as New Relic does.
+    queries work. JSON nulls are left out, as New Relic does. The walk is iterative,
+    so no nesting can exhaust Python's stack.
     """
     flat: dict[str, Scalar] = {}
-    _flatten_into(flat, document, prefix)
+    stack: list[tuple[str, Any, int]] = [(prefix, document, 0)]
+    while stack:
+        name, value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= MAX_DEPTH:
+                raise IngestError(f"{_where(name)} nests deeper than the limit of "
+                                  f"{MAX_DEPTH} levels")
+            stack.extend(reversed(_children(flat, name, value, depth)))
+        elif value is not None and name:
+            _add(flat, name, value)
     return flat
 
 
-def _flatten_into(flat: dict[str, Scalar], value: Any, name: str) -> None:
+def _children(flat: dict[str, Scalar], name: str, value: dict | list,
+              depth: int) -> list[tuple[str, Any, int]]:
     if isinstance(value, dict):
-        for key, child in value.items():
-            _flatten_into(flat, child, f"{name}.{key}" if name else str(key))
-        return
+        for key in value:
+            _check_unicode(key, f"{name}.{key}")
+        return [(f"{name}.{key}" if name else key, child, depth + 1)
+                for key, child in value.items()]
+    if name:
+        try:
+            _add(flat, name, orjson.dumps(value).decode())
+        except orjson.JSONEncodeError as exc:
+            raise IngestError(f"{_where(name)} cannot be kept as JSON: {exc}") from exc
+    return [(f"{name}.{index}" if name else str(index), child, depth + 1)
+            for index, child in enumerate(value)]
 
-    if isinstance(value, list):
-        if name:
-            flat[name] = orjson.dumps(value).decode()
-        for index, child in enumerate(value):
-            _flatten_into(flat, child, f"{name}.{index}" if name else str(index))
-        return
 
-    if value is None or not name:
-        return
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+def _add(flat: dict[str, Scalar], name: str, value: Scalar) -> None:
+    if len(name) > MAX_NAME_CHARS:
+        raise IngestError(f"attribute name {name[:60]!r}... is {len(name)} characters; "
+                          f"the limit is {MAX_NAME_CHARS}")
+    if isinstance(value, str):
+        _check_unicode(value, name)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
         # Beyond 64 bits no column type holds it exactly; keep the digits.
         value = str(value)
+    _check_unicode(name, name)
     flat[name] = value
+    if len(flat) > MAX_ATTRIBUTES:
+        raise IngestError(f"event has more than {MAX_ATTRIBUTES} attributes, the limit "
+                          "per event (arrays count one attribute per element)")
+
+
+def _check_unicode(text: str, name: str) -> None:
+    """Refuse lone UTF-16 surrogates (`"\\ud800"` in JSON): no store can keep them."""
+    if text.isascii():
+        return
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise IngestError(f"{_where(name)} holds {exc.object[exc.start:exc.end]!r}, a lone "
+                          "UTF-16 surrogate escape, which is not valid Unicode") from exc
+
+
+def _where(name: str) -> str:
+    return f"attribute {name[:200]!r}" if name else "the document"

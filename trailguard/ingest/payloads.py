@@ -9,15 +9,32 @@ from the bytes, never assumed.
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from typing import Any
 
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
 from trailguard.ingest.documents import log_event, text_log_event
+from trailguard.ingest.flatten import MAX_DEPTH
+from trailguard.ingest.timestamps import coerce_epoch_ms
 
 GZIP_MAGIC = b"\x1f\x8b"
-_decoder = json.JSONDecoder()
+
+
+def _refuse_constant(name: str) -> float:
+    # NaN and Infinity are not JSON; a record holding them is kept as text instead.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e400 would become inf
+        raise ValueError(f"{text} is beyond the range of a 64-bit float")
+    return number
+
+
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def gunzip_bounded(data: bytes, limit: int, what: str) -> bytes:
@@ -84,7 +101,10 @@ def split_json_documents(text: str) -> list[Any] | None:
             return None
         try:
             document, position = _decoder.raw_decode(text, position)
-        except json.JSONDecodeError:
+        except RecursionError as exc:
+            raise IngestError(f"a JSON document nests deeper than the limit of {MAX_DEPTH} "
+                              "levels") from exc
+        except ValueError:  # json.JSONDecodeError, or NaN/Infinity
             return None
         documents.append(document)
     return documents or None
@@ -119,8 +139,7 @@ def _cloudwatch_logs_events(envelope: dict[str, Any], extra: dict[str, Scalar]) 
     for entry in envelope.get("logEvents") or []:
         if not isinstance(entry, dict):
             continue
-        moment = entry.get("timestamp")
-        timestamp = int(moment) if isinstance(moment, int | float) else 0
+        timestamp = coerce_epoch_ms(entry.get("timestamp")) or 0
         message = entry.get("message")
         message = message if isinstance(message, str) else json.dumps(message)
         documents = split_json_documents(message)

@@ -22,20 +22,33 @@ def parse_iso_ms(text: str) -> int | None:
     return int(moment.timestamp() * 1000)
 
 
+# Epoch ms of 9999-12-31T23:59:59.999Z: the latest time an ISO string can say, and far
+# inside a 64-bit column. Numbers that mean a later (or earlier) moment are not times.
+MAX_EPOCH_MS = 253_402_300_799_999
+
+
+def in_range(epoch_ms: int) -> bool:
+    """True for a time a BIGINT column and an ISO string can both hold."""
+    return -MAX_EPOCH_MS <= epoch_ms <= MAX_EPOCH_MS
+
+
 def coerce_epoch_ms(value: object) -> int | None:
     """Epoch ms from a number in seconds, ms or µs, or from an ISO string."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
+        if not -1e18 < value < 1e18:  # also NaN; beyond any µs time up to the year 9999
+            return None
         magnitude = abs(value)
         if magnitude < 1e11:  # seconds (until the year 5138)
             return int(value * 1000)
         if magnitude < 1e14:
             return int(value)
-        return int(value / 1000)
+        moment = int(value / 1000)
+        return moment if in_range(moment) else None
     if isinstance(value, str):
         stripped = value.strip()
-        if stripped.replace(".", "", 1).isdigit():
+        if stripped.isascii() and stripped.replace(".", "", 1).isdigit():
             return coerce_epoch_ms(float(stripped))
         return parse_iso_ms(stripped)
     return None

@@ -1,0 +1,60 @@
+"""Limits on one event's shape: refused with a message naming the limit, never truncated."""
+
+import pytest
+
+from trailguard.errors import IngestError
+from trailguard.ingest.flatten import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAME_CHARS, flatten
+from trailguard.ingest.timestamps import coerce_epoch_ms
+
+
+def nested(depth: int) -> dict:
+    document: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        document = {"a": document}
+    return document
+
+
+def test_flatten_keeps_order_arrays_and_their_json():
+    document = {"z": 1, "resources": [{"ARN": "x"}, 2], "a": {"b": None, "c": True}}
+
+    assert list(flatten(document).items()) == [
+        ("z", 1), ("resources", '[{"ARN":"x"},2]'), ("resources.0.ARN", "x"),
+        ("resources.1", 2), ("a.c", True)]
+
+
+def test_depth_up_to_the_limit_is_kept():
+    assert flatten(nested(MAX_DEPTH)) == {"a." * (MAX_DEPTH - 1) + "leaf": 1}
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 10_000, 200_000])
+def test_deeper_is_refused_without_recursion(depth):
+    with pytest.raises(IngestError) as refused:
+        flatten(nested(depth))
+
+    assert str(refused.value) == (f"attribute {'.'.join(['a'] * MAX_DEPTH)!r} nests deeper "
+                                  f"than the limit of {MAX_DEPTH} levels")
+
+
+def test_attribute_count_limit():
+    assert len(flatten({f"k{n}": n for n in range(MAX_ATTRIBUTES)})) == MAX_ATTRIBUTES
+    with pytest.raises(IngestError, match="more than 10000 attributes"):
+        flatten({f"k{n}": n for n in range(MAX_ATTRIBUTES + 1)})
+
+
+def test_name_length_limit():
+    assert flatten({"x" * MAX_NAME_CHARS: 1}) == {"x" * MAX_NAME_CHARS: 1}
+    with pytest.raises(IngestError, match="is 1025 characters; the limit is 1024"):
+        flatten({"x" * (MAX_NAME_CHARS + 1): 1})
+
+
+def test_lone_surrogates_are_refused_by_name():
+    with pytest.raises(IngestError, match=r"attribute 'a\.b' holds '\\ud800', a lone UTF-16"):
+        flatten({"a": {"b": "\ud800"}})
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (1_700_000_000, 1_700_000_000_000), (1_700_000_000_000, 1_700_000_000_000),
+    (1_700_000_000_000_000, 1_700_000_000_000), (1e300, None), (float("nan"), None),
+    (float("inf"), None), (10**30, None), (9e17, None), ("\u00b2", None), ("12", 12_000)])
+def test_epoch_coercion_stays_in_range(value, expected):
+    assert coerce_epoch_ms(value) == expected

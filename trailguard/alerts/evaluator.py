@@ -89,15 +89,30 @@ class Evaluator:
     def _complete_windows(self, condition: Condition, state: dict[str, Any],
                           signals: dict[str, SignalState], now_ms: int) -> None:
         window_ms = state["window_ms"]
+        quiet_until = self._quiet_until(condition, state["next"], now_ms, window_ms)
         for _ in range(MAX_WINDOWS_PER_TICK):
             start = state["next"]
             if start + window_ms > now_ms:
                 return
-            values = self._query_window(condition, start, start + window_ms)
+            values = {} if start + window_ms <= quiet_until else self._query_window(
+                condition, start, start + window_ms)
             if not self._window_done(condition, state, start, values, now_ms):
                 return
             self._apply_window(condition, signals, start, values, now_ms)
             state["next"], state["observed"] = start + window_ms, None
+
+    def _quiet_until(self, condition: Condition, start: int, now_ms: int, window_ms: int) -> int:
+        """End of a run of windows, due now, that one query shows to hold no data at all.
+
+        Catching up after downtime, or through a long quiet spell, then costs one query
+        instead of one per window.
+        """
+        settle_ms = max(condition.signal.delay_s, condition.signal.timer_s) * 1000
+        due_end = now_ms - settle_ms
+        due_end -= (due_end - start) % window_ms
+        if due_end - start < 3 * window_ms or self._query_window(condition, start, due_end):
+            return start
+        return due_end
 
     def _window_done(self, condition: Condition, state: dict[str, Any], start: int,
                      values: WindowValues, now_ms: int) -> bool:

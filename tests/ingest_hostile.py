@@ -105,4 +105,5 @@ ACCEPTED = [
         "logEvents": [{"id": "1", "timestamp": 1e300, "message": "m"}]}).encode())),
     ("superscript digit time", envelope(b'{"timestamp": "\\u00b2", "a": 1}')),
     ("100-deep record", envelope(deep_object(99))),
+    ("65-bit negative integer", envelope(b'{"a": -9223372036854775809}')),
 ]

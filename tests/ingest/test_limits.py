@@ -4,6 +4,7 @@ import pytest
 
 from trailguard.errors import IngestError
 from trailguard.ingest.flatten import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAME_CHARS, flatten
+from trailguard.ingest.payloads import events_from_record
 from trailguard.ingest.timestamps import coerce_epoch_ms
 
 
@@ -58,3 +59,21 @@ def test_lone_surrogates_are_refused_by_name():
     (float("inf"), None), (10**30, None), (9e17, None), ("\u00b2", None), ("12", 12_000)])
 def test_epoch_coercion_stays_in_range(value, expected):
     assert coerce_epoch_ms(value) == expected
+
+
+@pytest.mark.parametrize("record", [
+    b'{"a": NaN}', b'{"a": Infinity}', b'{"a": 1e400}', b'{"a": -9223372036854775809}',
+    b'{"a": 18446744073709551616}', b'{"a": 1' + b"0" * 5_000 + b"}"])
+def test_json_no_column_can_hold_is_kept_whole_as_text(record):
+    [event] = events_from_record(record, 1_700_000_000_000, {}, 1 << 20)
+
+    assert (event.timestamp, event.attributes, event.dedup_key) == (
+        1_700_000_000_000, {"message": record.decode()}, None)
+
+
+def test_64_bit_integers_are_kept_as_json():
+    [event] = events_from_record(b'{"a": 18446744073709551615, "b": -9223372036854775808}',
+                                 1_700_000_000_000, {}, 1 << 20)
+
+    assert event.attributes == {"a": "18446744073709551615", "b": "-9223372036854775808",
+                                "message": '{"a":18446744073709551615,"b":-9223372036854775808}'}

@@ -24,49 +24,48 @@ def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
     Objects become dotted names (`detail.service.serviceName`). Arrays keep their
     raw JSON under their own name and each element under its index
     (`resources.0.ARN`), so both `resources LIKE '%bucket%'` and exact element
-    queries work. JSON nulls are left out, as New Relic does. The walk is iterative,
-    so no nesting can exhaust Python's stack.
+    queries work. JSON nulls are left out, as New Relic does. The walk recurses at
+    most MAX_DEPTH levels, so no nesting can exhaust Python's stack.
     """
     flat: dict[str, Scalar] = {}
-    stack: list[tuple[str, Any, int]] = [(prefix, document, 0)]
-    while stack:
-        name, value, depth = stack.pop()
-        if isinstance(value, dict | list):
-            if depth >= MAX_DEPTH:
-                raise IngestError(f"{_where(name)} nests deeper than the limit of "
-                                  f"{MAX_DEPTH} levels")
-            stack.extend(reversed(_children(flat, name, value, depth)))
-        elif value is not None and name:
-            _add(flat, name, value)
+    _walk(flat, document, prefix, 0)
     return flat
 
 
-def _children(flat: dict[str, Scalar], name: str, value: dict | list,
-              depth: int) -> list[tuple[str, Any, int]]:
+def _walk(flat: dict[str, Scalar], value: Any, name: str, depth: int) -> None:
+    if depth >= MAX_DEPTH:
+        raise IngestError(f"{_where(name)} nests deeper than the limit of {MAX_DEPTH} levels")
     if isinstance(value, dict):
+        items: Any = value.items()
         for key in value:
-            _check_unicode(key, f"{name}.{key}")
-        return [(f"{name}.{key}" if name else key, child, depth + 1)
-                for key, child in value.items()]
-    if name:
-        try:
-            _add(flat, name, orjson.dumps(value).decode())
-        except orjson.JSONEncodeError as exc:
-            raise IngestError(f"{_where(name)} cannot be kept as JSON: {exc}") from exc
-    return [(f"{name}.{index}" if name else str(index), child, depth + 1)
-            for index, child in enumerate(value)]
+            if not key.isascii():
+                _check_unicode(key, f"{name}.{key}")
+    else:
+        if name:
+            try:
+                _add(flat, name, orjson.dumps(value).decode())
+            except orjson.JSONEncodeError as exc:
+                raise IngestError(f"{_where(name)} cannot be kept as JSON: {exc}") from exc
+        items = enumerate(value)
+    for key, child in items:
+        child_name = f"{name}.{key}" if name else str(key)
+        if isinstance(child, dict | list):
+            _walk(flat, child, child_name, depth + 1)
+        elif child is not None:
+            _add(flat, child_name, child)
 
 
 def _add(flat: dict[str, Scalar], name: str, value: Scalar) -> None:
+    # Names need no Unicode check of their own: every key was checked in `_children`.
     if len(name) > MAX_NAME_CHARS:
         raise IngestError(f"attribute name {name[:60]!r}... is {len(name)} characters; "
                           f"the limit is {MAX_NAME_CHARS}")
-    if isinstance(value, str):
-        _check_unicode(value, name)
+    if type(value) is str:
+        if not value.isascii():
+            _check_unicode(value, name)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
         # Beyond 64 bits no column type holds it exactly; keep the digits.
         value = str(value)
-    _check_unicode(name, name)
     flat[name] = value
     if len(flat) > MAX_ATTRIBUTES:
         raise IngestError(f"event has more than {MAX_ATTRIBUTES} attributes, the limit "

@@ -23,7 +23,6 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _refuse_constant(name: str) -> float:
-    # NaN and Infinity are not JSON; a record holding them is kept as text instead.
     raise ValueError(f"{name} is not a JSON value")
 
 
@@ -34,7 +33,17 @@ def _finite_float(text: str) -> float:
     return number
 
 
-_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+def _json_int(text: str) -> int:
+    number = int(text)
+    if not -2**63 <= number < 2**64:  # what orjson, which writes `message`, can serialise
+        raise ValueError(f"integer {text[:40]} is beyond 64 bits")
+    return number
+
+
+# A record with a value JSON allows but no later step can hold (NaN, 1e400, a 70-bit
+# integer) is not refused: it is kept whole, as text, like any other non-JSON record.
+_decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float,
+                            parse_int=_json_int)
 
 
 def gunzip_bounded(data: bytes, limit: int, what: str) -> bytes:

@@ -1,0 +1,267 @@
+"""Firehose ingest throughput against a real server, next to DuckDB's own bulk load.
+
+    .venv/bin/python bench/ingest.py                    # 100k events, about a minute
+    .venv/bin/python bench/ingest.py --events 10000000  # the 10M run
+
+Sends gzip'd 500-record Firehose requests of generated CloudTrail records and GuardDuty
+findings (trailguard.generate) from several client threads to `trailguard serve` on
+127.0.0.1, then loads the same events as NDJSON with DuckDB's read_json_objects into the
+same table layout. Prints events/s of both and their ratio, the server's peak RSS, and
+bytes on disk per event next to the gzip'd raw JSON. Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import os
+import queue
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import httpx
+import orjson
+
+from trailguard.generate import generate_cloudtrail, generate_findings
+from trailguard.store.schema import ATTRS_COLUMN, HOT_COLUMNS, TABLE, create_statements
+
+KEY = "bench-firehose-key-0123456789"
+DAY_MS = 86_400_000
+POOL = 20_000          # distinct generated events; copies get fresh ids
+SEQ = b"@@SEQ@@@@@@@"  # 12 bytes, replaced by a 12-digit copy number
+
+
+def main() -> None:
+    args = _arguments()
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tg-bench-"))
+    templates = _templates(min(POOL, args.events), args.findings_share)
+    print(f"workdir {workdir}; {args.events} events in requests of {args.batch} records, "
+          f"{args.threads} client threads, {len(templates)} distinct templates", flush=True)
+
+    ndjson_gz = workdir / "events.ndjson.gz"
+    raw_bytes, gz_bytes = _write_ndjson(ndjson_gz, templates, args.events)
+    server = _Server(workdir / "data")
+    try:
+        sent, elapsed, bodies = _send_all(server.port, templates, args)
+        peak_rss = server.peak_rss_kib()
+    finally:
+        server.stop()
+    stored, disk_bytes = _stored(workdir / "data")
+
+    bulk_elapsed, bulk_disk = _bulk_load(workdir / "bulk.duckdb", ndjson_gz)
+    _report(args.events, sent, stored, elapsed, bulk_elapsed, peak_rss,
+            disk_bytes, bulk_disk, raw_bytes, gz_bytes, bodies)
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("--events", type=int, default=100_000, help="events to send")
+    parser.add_argument("--batch", type=int, default=500, help="records per request")
+    parser.add_argument("--threads", type=int, default=4, help="client threads")
+    parser.add_argument("--findings-share", type=float, default=0.2,
+                        help="share of GuardDuty findings (the rest is CloudTrail)")
+    parser.add_argument("--workdir", help="keep files here (default: a new temp folder)")
+    return parser.parse_args()
+
+
+def _templates(count: int, findings_share: float) -> list[bytes]:
+    """Serialised events whose identity fields hold SEQ, so copies stay distinct events."""
+    end = int(time.time() * 1000)
+    findings = generate_findings(7, end - 7 * DAY_MS, end, int(count * findings_share))
+    trail = generate_cloudtrail(7, end - 7 * DAY_MS, end, count - len(findings))
+    templates = []
+    for finding in findings:
+        finding["id"] = finding["id"][:-12] + SEQ.decode()
+        finding["detail"]["id"] = finding["detail"]["id"][:-12] + SEQ.decode()
+        templates.append(orjson.dumps(finding))
+    for record in trail:
+        record["eventID"] = record["eventID"][:-12] + SEQ.decode()
+        templates.append(orjson.dumps(record))
+    return templates
+
+
+def _events(templates: list[bytes], start: int, count: int) -> Iterator[bytes]:
+    for number in range(start, start + count):
+        copy = number // len(templates)
+        yield templates[number % len(templates)].replace(SEQ, b"%012d" % copy)
+
+
+def _write_ndjson(path: Path, templates: list[bytes], total: int) -> tuple[int, int]:
+    raw = 0
+    with gzip.open(path, "wb", compresslevel=6) as out:
+        for start in range(0, total, 10_000):
+            chunk = b"\n".join(_events(templates, start, min(10_000, total - start))) + b"\n"
+            raw += len(chunk)
+            out.write(chunk)
+    return raw, path.stat().st_size
+
+
+def _request(templates: list[bytes], number: int, batch: int, total: int) -> bytes:
+    start = number * batch
+    records = [{"data": base64.b64encode(data).decode()}
+               for data in _events(templates, start, min(batch, total - start))]
+    body = {"requestId": f"bench-{number:08d}", "timestamp": int(time.time() * 1000),
+            "records": records}
+    return gzip.compress(orjson.dumps(body), compresslevel=6)
+
+
+def _send_all(port: int, templates: list[bytes],
+              args: argparse.Namespace) -> tuple[int, float, int]:
+    """POST every request (retrying 503s like Firehose); events acknowledged and seconds."""
+    requests = -(-args.events // args.batch)
+    prebuilt = requests <= 2_000  # up to ~1M events: build bodies before the clock starts
+    bodies: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
+    body_bytes = 0
+    for number in range(requests):
+        body = _request(templates, number, args.batch, args.events) if prebuilt else None
+        body_bytes += len(body or b"")
+        bodies.put((number, body))
+    if not prebuilt:
+        print("bodies are built by the client threads while sending (over 2,000 requests)")
+
+    acked = [0] * args.threads
+    threads = [threading.Thread(target=_client, args=(port, templates, args, bodies, acked, i))
+               for i in range(args.threads)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(acked), time.perf_counter() - started, body_bytes
+
+
+def _client(port: int, templates: list[bytes], args: argparse.Namespace,
+            bodies: queue.Queue, acked: list[int], index: int) -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
+               "X-Amz-Firehose-Access-Key": KEY}
+    with httpx.Client(timeout=180) as client:
+        while True:
+            try:
+                number, body = bodies.get_nowait()
+            except queue.Empty:
+                return
+            body = body or _request(templates, number, args.batch, args.events)
+            headers["X-Amz-Firehose-Request-Id"] = f"bench-{number:08d}"
+            while True:
+                response = client.post(f"http://127.0.0.1:{port}/firehose/v1",
+                                       content=body, headers=headers)
+                if response.status_code == 200:
+                    break
+                if response.status_code != 503:
+                    raise SystemExit(f"request {number}: {response.status_code} {response.text}")
+                time.sleep(0.2)
+            acked[index] += min(args.batch, args.events - number * args.batch)
+
+
+class _Server:
+    """`python -m trailguard serve` on 127.0.0.1 and a free port."""
+
+    def __init__(self, data_dir: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        env = {**os.environ, "TRAILGUARD_FIREHOSE_ACCESS_KEY": KEY,
+               "TRAILGUARD_API_KEY": "bench-api-key", "TRAILGUARD_LOG_LEVEL": "warning"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "trailguard", "serve", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.process.kill()
+        raise SystemExit("the server did not start")
+
+    def peak_rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=120)
+
+
+def _stored(data_dir: Path) -> tuple[int, int]:
+    """Events in the server's store and the bytes its files take (after checkpoint)."""
+    files = [data_dir / "trailguard.duckdb", data_dir / "trailguard.duckdb.wal"]
+    disk = sum(path.stat().st_size for path in files if path.exists())
+    connection = duckdb.connect(str(files[0]), read_only=True)
+    try:
+        return connection.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0], disk
+    finally:
+        connection.close()
+
+
+def _bulk_load(path: Path, ndjson_gz: Path) -> tuple[float, int]:
+    """DuckDB alone: NDJSON -> the events table (hot columns extracted, the rest as JSON).
+
+    It neither flattens arrays nor de-duplicates, so it is an upper bound for ingest.
+    """
+    connection = duckdb.connect(str(path))
+    for statement in create_statements():
+        connection.execute(statement)
+    paths = [_json_path(column.attribute) for column in HOT_COLUMNS]
+    hot = [_hot_expression(column.attribute, column.sql_type, number)
+           for number, column in enumerate(HOT_COLUMNS, start=1)]
+    columns = ", ".join(['"event_type"', '"timestamp"']
+                        + [f'"{column.column}"' for column in HOT_COLUMNS] + [ATTRS_COLUMN])
+    started = time.perf_counter()
+    # One json_extract_string over a list of paths parses each document once.
+    connection.execute(
+        f"INSERT INTO {TABLE} ({columns}) SELECT 'Log', coalesce(epoch_ms(TRY_CAST("
+        "coalesce(v[1], v[2]) AS TIMESTAMP)), 0), "
+        f"{', '.join(hot)}, json FROM (SELECT json, json_extract_string(json, "
+        "['$.eventTime', '$.time', '$.eventID', " + ", ".join(f"'{p}'" for p in paths)
+        + "]) AS v FROM read_json_objects(?, format='newline_delimited'))",
+        [str(ndjson_gz)])
+    elapsed = time.perf_counter() - started
+    connection.execute("CHECKPOINT")
+    connection.close()
+    return elapsed, path.stat().st_size
+
+
+def _json_path(attribute: str) -> str:
+    return "$." + ".".join(f'"{part}"' for part in attribute.split("."))
+
+
+def _hot_expression(attribute: str, sql_type: str, number: int) -> str:
+    if attribute == "message":
+        return "json::VARCHAR"
+    if attribute == "provider":
+        return "CASE WHEN v[3] IS NOT NULL THEN 'CloudTrail' END"
+    value = f"v[{number + 3}]"
+    return f"TRY_CAST({value} AS DOUBLE)" if sql_type == "DOUBLE" else value
+
+
+def _report(total: int, sent: int, stored: int, elapsed: float, bulk_elapsed: float,
+            peak_rss_kib: int, disk: int, bulk_disk: int, raw: int, gz: int,
+            bodies: int) -> None:
+    rate, bulk_rate = sent / elapsed, total / bulk_elapsed
+    print(f"trailguard ingest : {sent} events acknowledged in {elapsed:.1f} s = "
+          f"{rate:,.0f} events/s; stored {stored} (expected {total})")
+    print(f"duckdb bulk load  : {total} events in {bulk_elapsed:.1f} s = {bulk_rate:,.0f} events/s")
+    print(f"ratio             : trailguard is {rate / bulk_rate:.2f}x DuckDB's bulk load")
+    print(f"server peak RSS   : {peak_rss_kib / 1024:.0f} MiB")
+    print(f"raw JSON          : {raw / total:,.0f} B/event; gzip'd {gz / total:,.0f} B/event")
+    if bodies:
+        print(f"gzip'd requests   : {bodies / total:,.0f} B/event (base64 records inside)")
+    print(f"trailguard on disk: {disk / total:,.0f} B/event "
+          f"({disk / gz:.2f}x the gzip'd JSON)")
+    print(f"bulk-load on disk : {bulk_disk / total:,.0f} B/event")
+
+
+if __name__ == "__main__":
+    main()

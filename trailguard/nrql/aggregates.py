@@ -248,7 +248,7 @@ def _when(condition: exp.Expression | None, value: exp.Expression) -> exp.Expres
 
 
 def _list_decode(decode: Decode) -> Decode:
-    return Decode.JSON_LIST if decode is Decode.JSON else Decode.PLAIN
+    return Decode.JSON_LIST if decode is Decode.JSON else Decode.LIST
 
 
 def _float(compiler: ExpressionCompiler, expr: ast.Expr) -> float:

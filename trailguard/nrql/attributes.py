@@ -23,6 +23,7 @@ class Decode(Enum):
     PLAIN = "plain"   # already a Python scalar
     JSON = "json"     # JSON text to parse
     JSON_LIST = "json_list"   # a list of JSON texts (uniques() of a JSON attribute)
+    LIST = "list"             # a list of plain values (uniques() of a column)
 
 
 # Attributes every event has, held in base columns rather than the attribute map.

@@ -176,10 +176,11 @@ class ClickHouseDialect(SqlDialect):
         return _call("regexpExtract", value, pattern, exp.Literal.number(group))
 
     def latest(self, value: exp.Expression, order: exp.Expression) -> exp.Expression:
-        return _call("argMax", value, order)
+        # Nullable, so no rows give NULL rather than the type's default (0 or '').
+        return _call("argMax", _call("toNullable", value), order)
 
     def earliest(self, value: exp.Expression, order: exp.Expression) -> exp.Expression:
-        return _call("argMin", value, order)
+        return _call("argMin", _call("toNullable", value), order)
 
     def quantile(self, value: exp.Expression, fraction: float) -> exp.Expression:
         return exp.ParameterizedAgg(this="quantileExactInclusive",

@@ -109,7 +109,8 @@ class ExpressionCompiler:
         if isinstance(expr, ast.Literal):
             if isinstance(expr.value, bool) or not isinstance(expr.value, int | float):
                 raise self.error(f"expected a number, found {expr.value!r}", expr)
-            return self.params.bind(expr.value)
+            # Always a float: mixing integer and float parameters gives ClickHouse a Variant.
+            return self.params.bind(float(expr.value))
         if isinstance(expr, ast.Binary) and expr.op in ARITHMETIC:
             return arithmetic(expr.op, self.number(expr.left), self.number(expr.right))
         if isinstance(expr, ast.Negate):

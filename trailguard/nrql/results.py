@@ -43,7 +43,7 @@ def json_value(value: Any) -> Any:
 
 def _decode(value: Any, decode: Decode) -> Any:
     if value is None:
-        return None
+        return [] if decode in (Decode.LIST, Decode.JSON_LIST) else None
     if decode is Decode.JSON and isinstance(value, str):
         return json_value(orjson.loads(value))
     if decode is Decode.JSON_LIST and isinstance(value, list | tuple):

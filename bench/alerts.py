@@ -25,15 +25,15 @@ import yaml
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-from firehose_client import firehose_body, send  # noqa: E402
-from live_server import start_server  # noqa: E402
+from firehose_client import firehose_body, send
+from live_server import start_server
 
 
 def _webhook() -> tuple[ThreadingHTTPServer, threading.Event, list[float]]:
     arrived, at = threading.Event(), []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
             if not at:
                 at.append(time.monotonic())

@@ -10,9 +10,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from receivers import HttpReceiver, SmtpReceiver  # noqa: E402
+from receivers import HttpReceiver, SmtpReceiver
 
-from trailguard.store import DuckDBStore  # noqa: E402
+from trailguard.store import DuckDBStore
 
 
 @pytest.fixture

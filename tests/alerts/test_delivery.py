@@ -117,8 +117,8 @@ def test_wrong_smtp_password_fails_without_retry_and_without_logging_it(
     lines = _log_lines(caplog)
     assert "not-the-password-xyz" not in "\n".join(lines)
     assert [line.split(" msg=")[1] for line in lines if "giving up" in line] == [
-        '"notification failed, giving up" error="SMTP authentication failed (535)" '
-        "notification=1 incident=1 event=opened destination=mail attempt=1 type=email"]
+        ('"notification failed, giving up" error="SMTP authentication failed (535)" '
+        "notification=1 incident=1 event=opened destination=mail attempt=1 type=email")]
 
 
 def test_retries_with_backoff_then_sends_once(tmp_path, http_receiver, monkeypatch, caplog):

@@ -14,6 +14,7 @@ import httpx
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from trailguard.config import Config, stored_key
 from trailguard.errors import NrqlError, TrailguardError
@@ -77,18 +78,56 @@ def render(body: dict[str, Any], output_format: str) -> str:
     if len(body.get("metadata", {}).get("facets", [])) == 1 and "facet" in columns:
         columns.remove("facet")  # the facet's own column already shows the value
     if output_format == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([_cell(row.get(column)) for column in columns])
-        return buffer.getvalue()
-    table = Table(*columns, show_lines=False)
+        return _csv(rows, columns)
+    if len(columns) > MAX_TABLE_COLUMNS:
+        return _records(rows)
+    table = Table(show_lines=False)
+    for column in columns:
+        table.add_column(Text(_terminal_safe(column)))
     for row in rows:
-        table.add_row(*[_cell(row.get(column)) for column in columns])
-    console = Console(file=io.StringIO(), width=200, force_terminal=False)
-    console.print(table)
-    console.print(f"{len(rows)} row(s)")
+        table.add_row(*[Text(_terminal_safe(_cell(row.get(column)))) for column in columns])
+    return _printed(table, count=len(rows))
+
+
+# Wider results (SELECT * on findings has ~100 attributes) print one block per event.
+MAX_TABLE_COLUMNS = 12
+
+# Event data is attacker-controlled: it must never become terminal escape sequences,
+# rich markup or spreadsheet formulas in what an analyst looks at.
+_CONTROL = dict.fromkeys(range(32), "\N{REPLACEMENT CHARACTER}")
+_CONTROL.update({9: " ", 10: "\u21b5"})
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_spreadsheet_safe(row.get(column)) for column in columns])
+    return buffer.getvalue()
+
+
+def _records(rows: list[dict[str, Any]]) -> str:
+    blocks = []
+    for index, row in enumerate(rows, start=1):
+        block = Table(title=f"event {index}", title_justify="left", show_header=False)
+        block.add_column("attribute")
+        block.add_column("value")
+        for key in sorted(row):
+            if row[key] is not None:
+                block.add_row(Text(_terminal_safe(key)),
+                              Text(_terminal_safe(_cell(row[key]))))
+        blocks.append(block)
+    return _printed(*blocks, count=len(rows))
+
+
+def _printed(*renderables: Any, count: int) -> str:
+    console = Console(file=io.StringIO(), width=200, force_terminal=False, markup=False,
+                      emoji=False, highlight=False)
+    for renderable in renderables:
+        console.print(renderable)
+    console.print(f"{count} row(s)")
     return console.file.getvalue()  # type: ignore[attr-defined]
 
 
@@ -102,6 +141,19 @@ def _columns(rows: list[dict[str, Any]]) -> list[str]:
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return str(value)
+
+
+def _terminal_safe(text: str) -> str:
+    return text.translate(_CONTROL).replace("\x7f", "\N{REPLACEMENT CHARACTER}")
+
+
+def _spreadsheet_safe(value: Any) -> str:
+    text = _cell(value)
+    if isinstance(value, str) and text.startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text

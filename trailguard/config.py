@@ -22,6 +22,7 @@ from trailguard.sources.settings import SourcesConfig, parse_sources
 DEFAULT_CONFIG_FILE = "trailguard.yaml"
 KEYS_FILE = "keys.json"
 SECRET_KEYS = ("firehose_access_key", "api_key")
+MIN_KEY_LENGTH = 16
 
 
 @dataclass(slots=True)
@@ -110,7 +111,13 @@ def ensure_keys(config: Config) -> list[str]:
     keys_path = config.data_dir / KEYS_FILE
     stored: dict[str, str] = {}
     if keys_path.exists():
-        stored = orjson.loads(keys_path.read_bytes())
+        try:
+            stored = orjson.loads(keys_path.read_bytes())
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(f"{keys_path} is not valid JSON ({exc}); fix it, or delete it to "
+                              "have new keys generated (senders will need the new keys)") from exc
+        if not isinstance(stored, dict):
+            raise ConfigError(f"{keys_path} must be a JSON object of key names to keys")
     generated = []
     for name in SECRET_KEYS:
         if getattr(config, name):
@@ -119,6 +126,10 @@ def ensure_keys(config: Config) -> list[str]:
             stored[name] = secrets.token_urlsafe(32)
             generated.append(name)
         setattr(config, name, stored[name])
+    for name in SECRET_KEYS:
+        if len(getattr(config, name)) < MIN_KEY_LENGTH:
+            raise ConfigError(f"the {name} is shorter than {MIN_KEY_LENGTH} characters; use a "
+                              f"long random value (e.g. `openssl rand -hex 32`)")
     if generated:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 
 import uvicorn
 
@@ -25,6 +27,8 @@ def serve(config: Config, demo: bool = False) -> None:
     setup_logging(config.log_level)
     if bool(config.tls_cert) != bool(config.tls_key):
         raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    _check_tls(config)
+    _check_listen(config)
     generated = ensure_keys(config)
     store = DuckDBStore(config.data_dir)
     alerts = None
@@ -43,6 +47,30 @@ def serve(config: Config, demo: bool = False) -> None:
             alerts.stop()
         store.close()
         log_fields(log, logging.INFO, "server stopped", data_dir=config.data_dir)
+
+
+def _check_tls(config: Config) -> None:
+    """Load the certificate now, so a wrong file is a clear error rather than a traceback."""
+    if not config.tls_cert:
+        return
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+            str(config.tls_cert), str(config.tls_key))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use --tls-cert {config.tls_cert} with --tls-key "
+                          f"{config.tls_key}: {exc}") from exc
+
+
+def _check_listen(config: Config) -> None:
+    """Fail before announcing anything when the address cannot be listened on."""
+    if not 0 < config.port < 65536:
+        raise ConfigError(f"port {config.port} is not between 1 and 65535")
+    try:
+        with socket.create_server((config.host, config.port)):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror or exc}"
+                          " (another process on that port? pass --port)") from exc
 
 
 def _fill_demo(store: DuckDBStore) -> None:

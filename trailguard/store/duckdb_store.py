@@ -49,7 +49,7 @@ class DuckDBStore:
             if "lock" in str(exc).lower() or "different configuration" in str(exc):
                 raise StoreBusyError(
                     f"{self.path} is in use by another trailguard process (a running server?); "
-                    "query that server with --url instead") from exc
+                    "stop it before importing; to query while it runs, use --url") from exc
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
         if not read_only:

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from live_server import Server, start_server
 
+from trailguard.store import DuckDBStore
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 SAMPLES = SHARED / "samples"
@@ -19,6 +21,14 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"public sample data not found at {SAMPLES} (../shared is absent)")
     return SAMPLES
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DuckDBStore]:
+    """An empty DuckDB store in a temporary data directory."""
+    opened = DuckDBStore(tmp_path)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

@@ -7,13 +7,10 @@ import base64
 import json
 from pathlib import Path
 
-import pytest
-
 from trailguard.ingest.documents import cloudtrail_event
 from trailguard.ingest.files import read_file
 from trailguard.ingest.firehose import Limits, decode_request
 from trailguard.nrql import run_nrql
-from trailguard.store import DuckDBStore
 
 NOW = 1_700_100_000_000
 EVER = "SINCE 10 years ago"
@@ -27,13 +24,6 @@ def record(event_id: str, identity: dict | None, **fields) -> dict:
         base["userIdentity"] = identity
     base.update(fields)
     return base
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    opened = DuckDBStore(tmp_path)
-    yield opened
-    opened.close()
 
 
 def results(store, nrql: str) -> list:

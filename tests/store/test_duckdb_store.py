@@ -26,13 +26,6 @@ def ct(event_id: str, **fields) -> dict:
     return record
 
 
-@pytest.fixture
-def store(tmp_path: Path):
-    opened = DuckDBStore(tmp_path)
-    yield opened
-    opened.close()
-
-
 def results(store, nrql: str) -> list:
     return run_nrql(store, nrql, now_ms=NOW)["results"]
 

@@ -93,10 +93,10 @@ def main() -> int:
             assert response.status_code == 200, response.text
             arrived.wait(args.window * 3 + 30)
         finally:
-            server.stop()
+            output = server.stop()
             hook.shutdown()
     if not at:
-        print(f"no notification within {args.window * 3 + 30} s")
+        print(f"no notification within {args.window * 3 + 30} s; server output:\n{output}")
         return 1
     latency = at[0] - accepted
     verdict = "ok" if latency <= args.window + 2 else "SLOW"

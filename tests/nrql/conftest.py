@@ -2,97 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from nrql.support import ChdbStore, make_store, sample_events, synthetic_events
 
-from trailguard.events import Event
-from trailguard.store.base import QueryResult
 from trailguard.store.duckdb_store import DuckDBStore
-from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TABLE
-
-SHARED = Path(__file__).resolve().parents[2].parent / "shared"
-NOW_MS = 1_700_000_000_000   # 2023-11-14T22:13:20Z, the clock every test query runs at
-MINUTE = 60_000
-
-
-def shared_path(*parts: str) -> Path:
-    """A file under /work/shared; skips the test when the shared folder is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent (the shared corpus/samples sit beside the repo)")
-    return path
-
-
-def corpus() -> list[dict[str, Any]]:
-    path = shared_path("nrql", "corpus.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def fill_variables(nrql: str) -> str:
-    """Corpus queries with every `{{var}}` replaced by one string value."""
-    return re.sub(r"\{\{\s*\w+\s*\}\}", "'x'", nrql)
-
-
-class ChdbStore:
-    """The events table in chdb (the ClickHouse engine in-process), `attrs` as JSON text.
-
-    Test-only: the read side of a ClickHouse store, loaded from a DuckDB store's rows.
-    """
-
-    dialect = "clickhouse"
-
-    def __init__(self, source: DuckDBStore, workdir: Path) -> None:
-        from chdb import session
-
-        self.session = session.Session(str(workdir / "chdb"))
-        columns = [f"`{name}` {_clickhouse_type(sql_type)}" for name, sql_type in BASE_COLUMNS]
-        columns += [f"`{hot.column}` Nullable({_clickhouse_type(hot.sql_type)})"
-                    for hot in HOT_COLUMNS]
-        columns.append(f"`{ATTRS_COLUMN}` String")
-        self.session.query(f"CREATE TABLE {TABLE} ({', '.join(columns)}) ENGINE = Memory")
-        parquet = workdir / "events.parquet"
-        source.read(f"COPY (SELECT * REPLACE (CAST({ATTRS_COLUMN} AS VARCHAR) AS {ATTRS_COLUMN}) "
-                    f"FROM {TABLE}) TO '{parquet}' (FORMAT parquet)", {})
-        self.session.query(f"INSERT INTO {TABLE} SELECT * FROM file('{parquet}', Parquet)")
-
-    def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
-        result = self.session.query(sql, "JSONCompact", params=params)
-        body = json.loads(result.bytes() or b'{"meta": [], "data": []}')
-        return QueryResult([column["name"] for column in body["meta"]],
-                           [tuple(row) for row in body["data"]])
-
-    def close(self) -> None:
-        self.session.close()
-
-
-def _clickhouse_type(sql_type: str) -> str:
-    base = sql_type.replace(" NOT NULL", "")
-    return {"VARCHAR": "String", "BIGINT": "Int64", "DOUBLE": "Float64"}[base]
-
-
-def make_store(path: Path, events: list[Event]) -> DuckDBStore:
-    store = DuckDBStore(path)
-    store.write(events)
-    return store
-
-
-def sample_events() -> list[Event]:
-    """The shared CloudTrail and GuardDuty samples, as `trailguard import` reads them."""
-    from trailguard.errors import IngestError
-    from trailguard.ingest.files import read_file
-
-    events: list[Event] = []
-    for path in sorted(shared_path("samples").rglob("*.json*")):
-        try:
-            events.extend(read_file(path).events)
-        except IngestError:
-            continue  # the deliberately corrupt Firehose sample
-    return events
 
 
 @pytest.fixture(scope="session")
@@ -107,5 +23,25 @@ def chdb_samples(samples_store: DuckDBStore,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbStore]:
     pytest.importorskip("chdb", reason="chdb (the ClickHouse engine) is in the test extra")
     store = ChdbStore(samples_store, tmp_path_factory.mktemp("chdb"))
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def duck_synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DuckDBStore]:
+    store = make_store(tmp_path_factory.mktemp("synthetic"), synthetic_events())
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session", params=["duckdb", "clickhouse"])
+def synthetic(request: pytest.FixtureRequest, duck_synthetic: DuckDBStore,
+              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The synthetic events on each backend: every semantic test runs on both."""
+    if request.param == "duckdb":
+        yield duck_synthetic
+        return
+    pytest.importorskip("chdb", reason="chdb (the ClickHouse engine) is in the test extra")
+    store = ChdbStore(duck_synthetic, tmp_path_factory.mktemp("chdb_synthetic"))
     yield store
     store.close()

@@ -231,14 +231,18 @@ class AggregateCompiler:
         if width <= 0 or not 1 <= buckets <= 500:
             raise self.x.error("histogram() needs width > 0 and 1-500 buckets", call)
         # Values outside the range land in the first or last bucket.
-        offset = exp.Sub(this=number, expression=exp.Literal.number(start))
-        index = exp.Floor(this=exp.Div(this=offset, expression=exp.Literal.number(width)))
-        clamped = exp.Greatest(this=exp.Literal.number(0), expressions=[
-            exp.Least(this=index, expressions=[exp.Literal.number(buckets - 1)])])
-        return [AggregateColumn(
-            exp.Count(this=_when(exp.EQ(this=clamped.copy(), expression=exp.Literal.number(b)),
-                                 exp.Literal.number(1))), Decode.PLAIN, b, 0)
-            for b in range(buckets)]
+        columns = []
+        for bucket in range(buckets):
+            low = exp.GTE(this=number.copy(), expression=exp.Literal.number(start + bucket * width))
+            high = exp.LT(this=number.copy(),
+                          expression=exp.Literal.number(start + (bucket + 1) * width))
+            tests = [test for test, edge in ((low, bucket > 0), (high, bucket < buckets - 1))
+                     if edge]
+            inside = exp.and_(*tests) if tests else exp.Not(this=exp.Is(
+                this=number.copy(), expression=exp.Null()))
+            count = exp.Count(this=_when(inside, exp.Literal.number(1)))
+            columns.append(AggregateColumn(count, Decode.PLAIN, bucket, 0))
+        return columns
 
 
 def _when(condition: exp.Expression | None, value: exp.Expression) -> exp.Expression:

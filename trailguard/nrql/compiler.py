@@ -207,6 +207,8 @@ class QueryCompiler:
             first = expr.args[0]
             if isinstance(first, ast.Attribute):
                 return f"{expr.spelling}.{first.name}"
+            if isinstance(first, ast.Call) and is_aggregate(first):
+                return expr.spelling   # percentage(count(*), ...) -> "percentage"
             return f"{expr.spelling}.{self.key_of(first)}"
         if isinstance(expr, ast.Literal):
             return str(expr.value)

@@ -26,6 +26,7 @@ TIME_FORMATS = {
     "weekdayof": ("%A", "%W"),
     "monthof": ("%B %Y", "%M %Y"),
     "yearof": ("%Y", "%Y"),
+    "weekof": ("%G-W%V", "%G-W%V"),   # ISO week, e.g. 2023-W46
 }
 
 

@@ -60,6 +60,8 @@ class _Parser(ExpressionParser):
                 event_types = self.parse_event_types()
             elif token.is_word("show"):
                 raise self.unsupported("SHOW EVENT TYPES")
+            elif token.is_word("with") and not self.peek().is_word("timezone"):
+                raise self.unsupported("WITH ... AS (NRQL variables)")
             elif select is None or event_types is None:
                 raise self.error("a query starts with SELECT ... FROM ... or FROM ... SELECT ...")
             else:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from nrql.support import NOW_MS
+
 from trailguard.nrql import run_nrql
 
 CT = "FROM InfrastructureEvent SELECT "
@@ -91,10 +91,10 @@ CONDITIONS = [
     ("awsRegion = 'us-east-1' WHERE eventName = 'ConsoleLogin'", 3),
     ("eventName = 'consolelogin'", 0),              # = is case-sensitive
     ("api.response.error != 'null'", 0),            # missing attributes never compare
-    ("sourceIPAddress IN (FROM InfrastructureEvent SELECT uniques(sourceIPAddress) "
-     "WHERE errorCode IS NOT NULL)", 5),
-    ("sourceIPAddress NOT IN (SELECT uniques(sourceIPAddress) FROM InfrastructureEvent "
-     "WHERE errorCode IS NOT NULL)", 5),
+    (("sourceIPAddress IN (FROM InfrastructureEvent SELECT uniques(sourceIPAddress) "
+      "WHERE errorCode IS NOT NULL)"), 5),
+    (("sourceIPAddress NOT IN (SELECT uniques(sourceIPAddress) FROM InfrastructureEvent "
+      "WHERE errorCode IS NOT NULL)"), 5),
     ("lower(awsRegion) = 'us-east-1' AND upper(eventName) = 'GETOBJECT'", 2),
     ("concat(awsRegion, '/', eventName) = 'eu-west-1/GetObject'", 1),
     ("substring(requestID, 4) = '09'", 1),

@@ -28,11 +28,11 @@ class Call:
     """A function call; `where` holds `filter(count(*), WHERE ...)`-style conditions."""
 
     name: str                      # lower-cased
-    args: tuple["Expr", ...]
+    args: tuple[Expr, ...]
     position: int
-    named: tuple[tuple[str, "Expr"], ...] = ()
-    where: "Expr | None" = None
-    steps: tuple[tuple["Expr", str | None], ...] = ()   # funnel(x, WHERE .. AS 'a', ...)
+    named: tuple[tuple[str, Expr], ...] = ()
+    where: Expr | None = None
+    steps: tuple[tuple[Expr, str | None], ...] = ()   # funnel(x, WHERE .. AS 'a', ...)
     spelling: str = ""             # as written, for result keys such as `uniqueCount`
 
 
@@ -41,35 +41,35 @@ class Binary:
     """Arithmetic, comparison or logic: op is one of + - * / = != < <= > >= and or."""
 
     op: str
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     position: int
 
 
 @dataclass(frozen=True, slots=True)
 class Not:
-    operand: "Expr"
+    operand: Expr
     position: int
 
 
 @dataclass(frozen=True, slots=True)
 class Negate:
-    operand: "Expr"
+    operand: Expr
     position: int
 
 
 @dataclass(frozen=True, slots=True)
 class InList:
-    operand: "Expr"
-    items: tuple["Expr", ...]
+    operand: Expr
+    items: tuple[Expr, ...]
     negated: bool
     position: int
 
 
 @dataclass(frozen=True, slots=True)
 class Like:
-    operand: "Expr"
-    pattern: "Expr"
+    operand: Expr
+    pattern: Expr
     negated: bool
     regex: bool                    # RLIKE
     position: int
@@ -77,14 +77,14 @@ class Like:
 
 @dataclass(frozen=True, slots=True)
 class IsNull:
-    operand: "Expr"
+    operand: Expr
     negated: bool
     position: int
 
 
 @dataclass(frozen=True, slots=True)
 class IsBoolean:
-    operand: "Expr"
+    operand: Expr
     value: bool
     negated: bool
     position: int
@@ -94,8 +94,8 @@ class IsBoolean:
 class InQuery:
     """`attr IN (FROM ... SELECT uniques(x))`: membership in a subquery's values."""
 
-    operand: "Expr"
-    query: "Query"
+    operand: Expr
+    query: Query
     negated: bool
     position: int
 
@@ -104,13 +104,13 @@ class InQuery:
 class Cases:
     """`FACET CASES (WHERE c AS 'label', ...) [OR attr]`: the first matching case names a row."""
 
-    cases: tuple[tuple["Expr", str | None], ...]
-    otherwise: "Expr | None"
+    cases: tuple[tuple[Expr, str | None], ...]
+    otherwise: Expr | None
     position: int
 
 
-Expr = Union[Attribute, Literal, Star, Call, Binary, Not, Negate, InList, Like, IsNull,
-             IsBoolean, InQuery, Cases]
+Expr = (Attribute | Literal | Star | Call | Binary | Not | Negate | InList | Like | IsNull
+        | IsBoolean | InQuery | Cases)
 
 
 @dataclass(frozen=True, slots=True)

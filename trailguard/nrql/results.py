@@ -8,6 +8,7 @@ and sums, null otherwise), as New Relic's charts show them.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -34,7 +35,7 @@ def build_results(plan: Plan, result: QueryResult) -> dict[str, Any]:
 def json_value(value: Any) -> Any:
     """A stored value as it appears in results (integral floats as integers)."""
     if isinstance(value, float):
-        if value != value:  # NaN (an empty average on some backends) shows as no value
+        if math.isnan(value):  # NaN (an empty average on some backends) shows as no value
             return None
         if value.is_integer() and abs(value) < 2**53:
             return int(value)

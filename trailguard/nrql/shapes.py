@@ -15,7 +15,6 @@ from sqlglot import exp
 
 from trailguard.nrql import ast
 from trailguard.nrql.aggregates import is_aggregate
-from trailguard.nrql.attributes import Decode
 
 if TYPE_CHECKING:
     from trailguard.nrql.compiler import Plan, QueryCompiler

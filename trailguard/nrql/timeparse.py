@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 _FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M",
             "%Y-%m-%d", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z", "%Y-%m-%d %H:%M:%S%z")
 
 
-def parse_datetime_ms(text: str, zone: tzinfo = timezone.utc) -> int | None:
+def parse_datetime_ms(text: str, zone: tzinfo = UTC) -> int | None:
     """Epoch ms of a date string; a string without an offset is in `zone` (UTC by default)."""
     candidate = text.strip().replace("Z", "+0000")
     moment: datetime | None = None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from trailguard.errors import NrqlError
@@ -45,7 +45,7 @@ class Window:
 def zone_of(query: ast.Query, source: str) -> tzinfo:
     """The query's WITH TIMEZONE zone, UTC without one."""
     if query.timezone is None:
-        return timezone.utc
+        return UTC
     try:
         return ZoneInfo(query.timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -53,7 +53,7 @@ def zone_of(query: ast.Query, source: str) -> tzinfo:
                         "'America/New_York')", source, query.position) from None
 
 
-def resolve_time(point: ast.TimePoint, now_ms: int, zone: tzinfo = timezone.utc) -> int:
+def resolve_time(point: ast.TimePoint, now_ms: int, zone: tzinfo = UTC) -> int:
     """Epoch ms of a SINCE/UNTIL time point."""
     if isinstance(point, ast.RelativeTime):
         return now_ms - point.milliseconds

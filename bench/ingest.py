@@ -169,19 +169,22 @@ class _Server:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         env = {**os.environ, "TRAILGUARD_FIREHOSE_ACCESS_KEY": KEY,
-               "TRAILGUARD_API_KEY": "bench-api-key", "TRAILGUARD_LOG_LEVEL": "warning"}
+               "TRAILGUARD_API_KEY": "bench-api-key-0123456789", "TRAILGUARD_LOG_LEVEL": "warning"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trailguard", "serve", "--data-dir", str(data_dir),
              "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(300):
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server exited: {self.process.stderr.read().decode()}")
             try:
                 httpx.get(f"http://127.0.0.1:{self.port}/health", timeout=1)
+                threading.Thread(target=self.process.stderr.read, daemon=True).start()
                 return
             except httpx.HTTPError:
                 time.sleep(0.1)
         self.process.kill()
-        raise SystemExit("the server did not start")
+        raise SystemExit("the server did not answer /health within 30 s")
 
     def peak_rss_kib(self) -> int:
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():

@@ -7,7 +7,8 @@ import logging
 import time
 import uuid
 
-from starlette.concurrency import run_in_threadpool
+import anyio
+import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -43,7 +44,8 @@ async def firehose_endpoint(request: Request) -> Response:
 
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
-        batch = await run_in_threadpool(decode_request, body, request.headers, state.limits)
+        batch = await anyio.to_thread.run_sync(decode_request, body, request.headers,
+                                               state.limits, limiter=state.decode_slots)
         result = await _commit(state, Delivery(batch.events, batch.delivery_key, _now_ms()))
     except IngestError as exc:
         log_fields(log, logging.WARNING, "firehose delivery rejected", request_id=header_id,
@@ -77,7 +79,8 @@ async def log_api_endpoint(request: Request) -> Response:
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
         gzipped = request.headers.get("content-encoding", "").strip().lower() == "gzip"
-        events = await run_in_threadpool(_decode_log_body, body, gzipped, state.limits)
+        events = await anyio.to_thread.run_sync(_decode_log_body, body, gzipped, state.limits,
+                                                limiter=state.decode_slots)
         result = await _commit(state, Delivery(events))
     except IngestError as exc:
         log_fields(log, logging.WARNING, "log api request rejected", status=exc.status,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+
+import anyio
 
 from trailguard.config import Config
 from trailguard.ingest.firehose import Limits
@@ -16,3 +19,7 @@ class AppState:
     store: EventStore
     limits: Limits
     writer: GroupCommitWriter
+    # Decoding is CPU-bound and holds a whole request's objects in memory; more decodes at
+    # once than cores would only raise peak memory (the GIL serialises them anyway).
+    decode_slots: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(max(2, os.cpu_count() or 2)))

@@ -42,6 +42,7 @@ SEQ = b"@@SEQ@@@@@@@"  # 12 bytes, replaced by a 12-digit copy number
 def main() -> None:
     args = _arguments()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tg-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     templates = _templates(min(POOL, args.events), args.findings_share)
     print(f"workdir {workdir}; {args.events} events in requests of {args.batch} records, "
           f"{args.threads} client threads, {len(templates)} distinct templates", flush=True)

@@ -39,6 +39,7 @@ class Config:
     max_inflated_bytes: int = 128 * 1024 * 1024
     alerts_file: Path | None = None
     ingest_queue_events: int = 50_000
+    retention_days: dict[str, float] = field(default_factory=dict)  # event type -> days
     sources: SourcesConfig = field(default_factory=SourcesConfig)  # docs/aws-sources.md
     firehose_access_key: str = field(default="", repr=False)
     api_key: str = field(default="", repr=False)
@@ -96,11 +97,27 @@ def _typed(values: dict[str, Any], known: set[str]) -> Config:
 def _convert(name: str, raw: Any) -> Any:
     if name == "sources":
         return parse_sources(raw)
+    if name == "retention_days":
+        return _retention_days(raw)
     if name in ("data_dir", "tls_cert", "tls_key", "alerts_file"):
         return Path(str(raw)).expanduser()
     if name in ("port", "max_body_bytes", "max_inflated_bytes", "ingest_queue_events"):
         return int(raw)
     return str(raw)
+
+
+def _retention_days(raw: Any) -> dict[str, float]:
+    """`{event type: days}` from YAML or a JSON environment value; absent types are kept."""
+    if isinstance(raw, str):
+        raw = orjson.loads(raw) if raw.strip() else {}
+    if not isinstance(raw, dict):
+        raise TypeError('must map event types to days, e.g. {"Log": 90}')
+    days: dict[str, float] = {}
+    for event_type, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"{event_type}: {value!r} is not a positive number of days")
+        days[str(event_type)] = float(value)
+    return days
 
 
 def ensure_keys(config: Config) -> list[str]:

@@ -46,6 +46,12 @@ class EventStore(Protocol):
     def write_deliveries(self, deliveries: list[Delivery]) -> list[WriteResult]:
         """Commit several deliveries in one transaction; one result per delivery, in order."""
 
+    def expire(self, event_type: str, before_ms: int) -> int:
+        """Delete events of `event_type` older than `before_ms`; returns how many."""
+
+    def forget_deliveries(self, before_ms: int) -> int:
+        """Forget delivery keys received before `before_ms`; returns how many."""
+
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
         """Run one read-only statement with bound parameters."""
 

@@ -84,6 +84,39 @@ class DuckDBStore:
                 raise
         return results
 
+    def expire(self, event_type: str, before_ms: int) -> int:
+        """Delete `event_type` events older than `before_ms`, with their content keys.
+
+        Dropping the keys too keeps `dedup_keys` bounded; an expired event delivered
+        again is stored again, and expires again at the next run.
+        """
+        params = {"type": event_type, "before": before_ms}
+        where = "event_type = $type AND timestamp < $before"
+        with self._write_lock:
+            connection = self._connection
+            try:
+                connection.execute("BEGIN TRANSACTION")
+                connection.execute("DELETE FROM dedup_keys WHERE key IN (SELECT dedup_key FROM "
+                                   f"{TABLE} WHERE {where} AND dedup_key IS NOT NULL)", params)
+                deleted = connection.execute(f"DELETE FROM {TABLE} WHERE {where}",
+                                             params).fetchone()
+                connection.execute("COMMIT")
+            except duckdb.Error as exc:
+                _rollback(connection)
+                raise StoreError(f"cannot expire events in {self.path}: {exc}") from exc
+        return int(deleted[0]) if deleted else 0
+
+    def forget_deliveries(self, before_ms: int) -> int:
+        """Forget request keys received before `before_ms` (long past any Firehose retry)."""
+        with self._write_lock:
+            try:
+                deleted = self._connection.execute(
+                    "DELETE FROM delivery_requests WHERE received_ms < $before",
+                    {"before": before_ms}).fetchone()
+            except duckdb.Error as exc:
+                raise StoreError(f"cannot prune delivery keys in {self.path}: {exc}") from exc
+        return int(deleted[0]) if deleted else 0
+
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
         """Run a read statement on a cursor of its own (safe beside writes)."""
         cursor = self._connection.cursor()

@@ -15,6 +15,7 @@ from trailguard import __version__
 from trailguard.config import Config
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
+from trailguard.store.retention import RetentionJob
 from trailguard.store.writer import GroupCommitWriter
 from trailguard.web.query_api import nrql_endpoint
 from trailguard.web.receivers import firehose_endpoint, log_api_endpoint
@@ -29,9 +30,13 @@ def create_app(config: Config, store: EventStore) -> Starlette:
     """The ASGI app serving `store` with the keys and limits in `config`."""
     writer = GroupCommitWriter(store, max_queued_events=config.ingest_queue_events)
 
+    retention = RetentionJob(store, config.retention_days)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        retention.start()
         yield
+        await run_in_threadpool(retention.stop)
         await run_in_threadpool(writer.close)  # commit what is queued before the store closes
 
     app = Starlette(lifespan=lifespan, routes=[

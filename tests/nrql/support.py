@@ -41,32 +41,46 @@ class ChdbStore:
     """The events table in chdb (the ClickHouse engine in-process), `attrs` as JSON text.
 
     Test-only: the read side of a ClickHouse store, loaded from a DuckDB store's rows.
+    chdb allows one engine per process, so every store is a database in one session.
     """
 
     dialect = "clickhouse"
+    _session: Any = None
+    _count = 0
 
     def __init__(self, source: DuckDBStore, workdir: Path) -> None:
-        from chdb import session
-
-        self.session = session.Session(str(workdir / "chdb"))
+        session = self.shared_session(workdir)
+        ChdbStore._count += 1
+        self.database = f"nrql_test_{ChdbStore._count}"
+        session.query(f"CREATE DATABASE {self.database}")
         columns = [f"`{name}` {_clickhouse_type(sql_type)}" for name, sql_type in BASE_COLUMNS]
         columns += [f"`{hot.column}` Nullable({_clickhouse_type(hot.sql_type)})"
                     for hot in HOT_COLUMNS]
         columns.append(f"`{ATTRS_COLUMN}` String")
-        self.session.query(f"CREATE TABLE {TABLE} ({', '.join(columns)}) ENGINE = Memory")
+        table = f"{self.database}.{TABLE}"
+        session.query(f"CREATE TABLE {table} ({', '.join(columns)}) ENGINE = Memory")
         parquet = workdir / "events.parquet"
         source.read(f"COPY (SELECT * REPLACE (CAST({ATTRS_COLUMN} AS VARCHAR) AS {ATTRS_COLUMN}) "
                     f"FROM {TABLE}) TO '{parquet}' (FORMAT parquet)", {})
-        self.session.query(f"INSERT INTO {TABLE} SELECT * FROM file('{parquet}', Parquet)")
+        session.query(f"INSERT INTO {table} SELECT * FROM file('{parquet}', Parquet)")
+
+    @classmethod
+    def shared_session(cls, workdir: Path) -> Any:
+        if cls._session is None:
+            from chdb import session
+
+            cls._session = session.Session(str(workdir / "chdb"))
+        return cls._session
 
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
-        result = self.session.query(sql, "JSONCompact", params=params)
+        self._session.query(f"USE {self.database}")
+        result = self._session.query(sql, "JSONCompact", params=params)
         body = json.loads(result.bytes() or b'{"meta": [], "data": []}')
         return QueryResult([column["name"] for column in body["meta"]],
                            [tuple(row) for row in body["data"]])
 
     def close(self) -> None:
-        self.session.close()
+        self._session.query(f"DROP DATABASE IF EXISTS {self.database}")
 
 
 def _clickhouse_type(sql_type: str) -> str:

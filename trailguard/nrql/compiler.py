@@ -29,6 +29,13 @@ from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TAB
 DEFAULT_EVENT_LIMIT = 100
 DEFAULT_FACET_LIMIT = 10
 COMPARISON = "nrql_comparison"
+# Result keys use New Relic's spelling whatever case the query wrote (`COUNT(*)` -> count).
+CANONICAL = {name.lower(): name for name in (
+    "count", "uniqueCount", "uniques", "sum", "average", "min", "max", "latest", "earliest",
+    "percentage", "filter", "percentile", "median", "stddev", "rate", "histogram", "concat",
+    "lower", "upper", "substring", "length", "numeric", "string", "round", "floor", "ceil",
+    "abs", "if", "capture", "aparse", "dateOf", "hourOf", "minuteOf", "weekdayOf", "monthOf",
+    "yearOf", "weekOf", "getField", "eventType", "boolean")}
 
 
 @dataclass(slots=True)
@@ -110,9 +117,9 @@ class QueryCompiler:
                        expressions=[self.params.bind(name) for name in query.event_types])
         since = exp.GTE(this=exp.column("timestamp"), expression=self.params.bind(begin_ms))
         until = exp.LT(this=exp.column("timestamp"), expression=self.params.bind(end_ms))
-        condition = exp.and_(types, since, until)
+        condition = exp.and_(types, since, until, copy=False)
         if query.where is not None:
-            condition = exp.and_(condition, self.expressions.condition(query.where))
+            condition = exp.and_(condition, self.expressions.condition(query.where), copy=False)
         return condition
 
     def source_relation(self, query: ast.Query) -> tuple[exp.Expression, exp.Expression | None]:
@@ -123,8 +130,8 @@ class QueryCompiler:
         windows = []
         for label, shift in (("current", 0), ("previous", query.compare_ms)):
             select = exp.select(exp.Star(), exp.alias_(exp.Literal.string(label), COMPARISON))
-            windows.append(select.from_(TABLE).where(
-                self.filters(query, begin - shift, end - shift)))
+            windows.append(select.from_(TABLE, copy=False).where(
+                self.filters(query, begin - shift, end - shift), copy=False))
         union = exp.union(windows[0], windows[1], distinct=False)
         return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("windows"))), \
             None
@@ -146,7 +153,8 @@ class QueryCompiler:
                                            query.select[1].position)
             columns = [name for name, _ in BASE_COLUMNS] + [hot.column for hot in HOT_COLUMNS]
             columns.append(ATTRS_COLUMN)
-            statement = exp.select(*[exp.column(name) for name in columns]).from_(TABLE)
+            statement = exp.select(*[exp.column(name) for name in columns])
+            statement = statement.from_(TABLE, copy=False)
             plan = Plan("star", [])
         else:
             outputs = [OutputColumn("timestamp", Decode.PLAIN)]
@@ -155,11 +163,12 @@ class QueryCompiler:
                 value, decode = self.expressions.value(item.expr)
                 selections.append(value)
                 outputs.append(OutputColumn(item.alias or self.key_of(item.expr), decode))
-            statement = exp.select(*selections).from_(TABLE)
+            statement = exp.select(*selections).from_(TABLE, copy=False)
             plan = Plan("events", outputs)
-        statement = statement.where(where).order_by(*order).limit(limit)
+        statement = statement.where(where, copy=False).order_by(*order, copy=False)
+        statement = statement.limit(limit, copy=False)
         if query.offset:
-            statement = statement.offset(query.offset)
+            statement = statement.offset(query.offset, copy=False)
         return statement, plan
 
     def event_order(self, query: ast.Query) -> list[exp.Ordered]:
@@ -192,8 +201,9 @@ class QueryCompiler:
             query, self.now_ms, self.source).begin_ms
         end = outer.end_ms if query.until is None else query_window(
             query, self.now_ms, self.source).end_ms
-        values = exp.select(self.expressions.text(item)).distinct().from_(TABLE)
-        return values.where(self.filters(query, begin, end)).limit(limit)
+        values = exp.select(self.expressions.text(item)).distinct(copy=False)
+        values = values.from_(TABLE, copy=False)
+        return values.where(self.filters(query, begin, end), copy=False).limit(limit, copy=False)
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -202,14 +212,15 @@ class QueryCompiler:
         if isinstance(expr, ast.Attribute):
             return expr.name
         if isinstance(expr, ast.Call):
+            name = CANONICAL.get(expr.name, expr.spelling)
             if not expr.args or isinstance(expr.args[0], ast.Star):
-                return expr.spelling
+                return name
             first = expr.args[0]
             if isinstance(first, ast.Attribute):
-                return f"{expr.spelling}.{first.name}"
+                return f"{name}.{first.name}"
             if isinstance(first, ast.Call) and is_aggregate(first):
-                return expr.spelling   # percentage(count(*), ...) -> "percentage"
-            return f"{expr.spelling}.{self.key_of(first)}"
+                return name   # percentage(count(*), ...) -> "percentage"
+            return f"{name}.{self.key_of(first)}"
         if isinstance(expr, ast.Literal):
             return str(expr.value)
         if isinstance(expr, ast.Cases):

@@ -134,7 +134,8 @@ class ExpressionCompiler:
         """A boolean SQL expression for a WHERE condition."""
         if isinstance(expr, ast.Binary) and expr.op in ("and", "or"):
             join = exp.and_ if expr.op == "and" else exp.or_
-            return exp.paren(join(self.condition(expr.left), self.condition(expr.right)))
+            return exp.paren(join(self.condition(expr.left), self.condition(expr.right),
+                                  copy=False), copy=False)
         if isinstance(expr, ast.Not):
             return exp.Not(this=exp.paren(self.condition(expr.operand)))
         if isinstance(expr, ast.Binary) and expr.op in COMPARATORS:

@@ -47,11 +47,12 @@ def _substring(compiler: ExpressionCompiler, call: ast.Call) -> exp.Expression:
     text = compiler.text(compiler.only_argument(call, 2))
     start = compiler.number(call.args[1])
     # NRQL counts from 0, and from the end when negative; SQL counts from 1.
-    first = exp.Case(ifs=[exp.If(this=exp.LT(this=start, expression=exp.Literal.number(0)),
-                                 true=exp.Add(this=exp.Length(this=text.copy()),
-                                              expression=exp.Add(this=start.copy(),
-                                                                 expression=exp.Literal.number(1))))],
-                     default=exp.Add(this=start.copy(), expression=exp.Literal.number(1)))
+    one = exp.Literal.number(1)
+    from_end = exp.Add(this=exp.Length(this=text.copy()),
+                       expression=exp.Add(this=start.copy(), expression=one.copy()))
+    negative = exp.LT(this=start, expression=exp.Literal.number(0))
+    first = exp.Case(ifs=[exp.If(this=negative, true=from_end)],
+                     default=exp.Add(this=start.copy(), expression=one))
     first = exp.Cast(this=first, to=exp.DataType.build("BIGINT"))
     if len(call.args) > 2:
         length = exp.Cast(this=compiler.number(call.args[2]), to=exp.DataType.build("BIGINT"))

@@ -56,16 +56,16 @@ def aggregate_statement(compiler: QueryCompiler, query: ast.Query) -> tuple[exp.
             outputs.append(OutputColumn(key, column.decode, column.part, column.empty))
 
     statement = exp.select(*[exp.alias_(sql, name) for name, sql in keys + values])
-    statement = statement.from_(relation)
+    statement = statement.from_(relation, copy=False)
     if where is not None:
-        statement = statement.where(where)
+        statement = statement.where(where, copy=False)
     unmatched = [exp.Not(this=exp.Is(this=sql.copy(), expression=exp.Null()))
                  for (name, sql) in keys if name in facet_columns
                  and isinstance(query.facets[facet_columns.index(name)].expr, ast.Cases)
                  and query.facets[facet_columns.index(name)].expr.otherwise is None]
     if unmatched:
         # FACET CASES without OR: rows that match no case are left out.
-        statement = statement.where(exp.and_(*unmatched))
+        statement = statement.where(exp.and_(*unmatched), copy=False)
     plan = Plan("aggregate", outputs, facet_keys, compare_ms=query.compare_ms)
     if not keys:
         return statement, plan
@@ -74,14 +74,15 @@ def aggregate_statement(compiler: QueryCompiler, query: ast.Query) -> tuple[exp.
     grouped = [sql for _, sql in keys]
     if not facet_columns:
         order = [exp.Ordered(this=exp.column(name)) for name, _ in keys]
-        return statement.group_by(*grouped).order_by(*order), plan
+        return statement.group_by(*grouped, copy=False).order_by(*order, copy=False), plan
     rank = _rank_expression(compiler, aggregates, query)
     if bucket is None and query.compare_ms is None:
-        statement = statement.select(exp.alias_(rank, RANK)).group_by(*grouped)
+        statement = statement.select(exp.alias_(rank, RANK), copy=False)
+        statement = statement.group_by(*grouped, copy=False)
         order = [exp.Ordered(this=exp.column(RANK), desc=True, nulls_first=False)]
         order += [exp.Ordered(this=exp.column(name)) for name in facet_columns]
-        statement = statement.order_by(*order).limit(limit)
-        return (statement.offset(query.offset) if query.offset else statement), plan
+        statement = statement.order_by(*order, copy=False).limit(limit, copy=False)
+        return (statement.offset(query.offset, copy=False) if query.offset else statement), plan
     return _ranked(statement, keys, values, rank, facet_columns, bucket, limit), plan
 
 
@@ -123,7 +124,7 @@ def _ranked(statement: exp.Select, keys: list[tuple[str, exp.Expression]],
     from trailguard.nrql.compiler import COMPARISON
 
     grouped = [sql for _, sql in keys]
-    statement = statement.select(exp.alias_(rank, RANK))
+    statement = statement.select(exp.alias_(rank, RANK), copy=False)
     current = None
     if any(name == COMPARISON for name, _ in keys):
         current = exp.EQ(this=exp.column(COMPARISON), expression=exp.Literal.string("current"))
@@ -131,11 +132,11 @@ def _ranked(statement: exp.Select, keys: list[tuple[str, exp.Expression]],
         totals = exp.Tuple(expressions=[sql.copy() for name, sql in keys if name != BUCKET])
         everything = exp.Tuple(expressions=[sql.copy() for sql in grouped])
         statement = statement.select(exp.alias_(
-            exp.Anonymous(this="GROUPING", expressions=[bucket.copy()]), TOTAL))
+            exp.Anonymous(this="GROUPING", expressions=[bucket.copy()]), TOTAL), copy=False)
         statement.set("group", exp.Group(expressions=[
             exp.GroupingSets(expressions=[totals, everything])]))
     else:
-        statement = statement.group_by(*grouped)
+        statement = statement.group_by(*grouped, copy=False)
 
     # The facet's rank is its total in the current window.
     is_total = exp.EQ(this=exp.column(TOTAL), expression=exp.Literal.number(1)) \
@@ -148,7 +149,7 @@ def _ranked(statement: exp.Select, keys: list[tuple[str, exp.Expression]],
     ranked = exp.select(*[exp.column(name) for name in names], *(
         [exp.column(TOTAL)] if bucket is not None else []), exp.alias_(exp.Window(
             this=facet_rank, partition_by=partition), FACET_RANK))
-    ranked = ranked.from_(statement.subquery("grouped"))
+    ranked = ranked.from_(statement.subquery("grouped", copy=False), copy=False)
 
     order = [exp.Ordered(this=exp.column(FACET_RANK), desc=True, nulls_first=False)]
     order += [exp.Ordered(this=exp.column(name), nulls_first=False) for name in facet_columns]
@@ -156,13 +157,16 @@ def _ranked(statement: exp.Select, keys: list[tuple[str, exp.Expression]],
                           order=exp.Order(expressions=order))
     numbered = exp.select(*[exp.column(name) for name in names], *(
         [exp.column(TOTAL)] if bucket is not None else []), exp.alias_(position, POSITION))
-    numbered = numbered.from_(ranked.subquery("ranked"))
+    numbered = numbered.from_(ranked.subquery("ranked", copy=False), copy=False)
 
-    final = exp.select(*[exp.column(name) for name in names]).from_(numbered.subquery("numbered"))
-    final = final.where(exp.LTE(this=exp.column(POSITION), expression=exp.Literal.number(limit)))
+    final = exp.select(*[exp.column(name) for name in names])
+    final = final.from_(numbered.subquery("numbered", copy=False), copy=False)
+    kept = exp.LTE(this=exp.column(POSITION), expression=exp.Literal.number(limit))
+    final = final.where(kept, copy=False)
     if bucket is not None:
-        final = final.where(exp.EQ(this=exp.column(TOTAL), expression=exp.Literal.number(0)))
+        per_bucket = exp.EQ(this=exp.column(TOTAL), expression=exp.Literal.number(0))
+        final = final.where(per_bucket, copy=False)
     ordering = [exp.Ordered(this=exp.column(POSITION))]
     ordering += [exp.Ordered(this=exp.column(name)) for name, _ in keys
                  if name not in facet_columns]
-    return final.order_by(*ordering)
+    return final.order_by(*ordering, copy=False)

@@ -141,7 +141,7 @@ def bucket_width(setting: int | str, span_ms: int) -> int:
     for limit, width in _AUTO_WIDTHS:
         if span_ms <= limit:
             return width
-    return 7 * DAY_MS
+    return -(-span_ms // (60 * DAY_MS)) * DAY_MS   # longer ranges: about 60 whole days
 
 
 def query_window(query: ast.Query, now_ms: int, source: str) -> Window:

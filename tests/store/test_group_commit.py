@@ -132,3 +132,20 @@ def test_one_bad_delivery_fails_alone(store):
         futures[1].result()
     writer.close()
     assert stored_messages(store) == ["good-0", "good-1", "head-0"]
+
+
+def test_a_cancelled_waiter_neither_stores_nor_stops_the_writer(store):
+    gated = GatedStore(store)
+    writer = GroupCommitWriter(gated)
+    head = writer.submit(Delivery(events("head", 1), "head"))
+    gated.entered.wait()
+    given_up = writer.submit(Delivery(events("gone", 2), "gone"))
+    kept = writer.submit(Delivery(events("kept", 2), "kept"))
+
+    assert given_up.cancel() is True
+    gated.gate.set()
+
+    assert (head.result(), kept.result()) == (WriteResult(1, 0), WriteResult(2, 0))
+    assert writer.write(Delivery(events("after", 1), "after")) == WriteResult(1, 0)
+    writer.close()
+    assert stored_messages(store) == ["after-0", "head-0", "kept-0", "kept-1"]

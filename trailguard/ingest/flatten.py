@@ -49,14 +49,17 @@ def _walk(flat: dict[str, Scalar], value: Any, name: str, depth: int) -> None:
         items = enumerate(value)
     for key, child in items:
         child_name = f"{name}.{key}" if name else str(key)
-        if isinstance(child, dict | list):
+        if type(child) is str and child.isascii() and len(child_name) <= MAX_NAME_CHARS \
+                and len(flat) < MAX_ATTRIBUTES:
+            flat[child_name] = child  # the common case, checked inline for speed
+        elif isinstance(child, dict | list):
             _walk(flat, child, child_name, depth + 1)
         elif child is not None:
             _add(flat, child_name, child)
 
 
 def _add(flat: dict[str, Scalar], name: str, value: Scalar) -> None:
-    # Names need no Unicode check of their own: every key was checked in `_children`.
+    # Names need no Unicode check of their own: every key was checked in `_walk`.
     if len(name) > MAX_NAME_CHARS:
         raise IngestError(f"attribute name {name[:60]!r}... is {len(name)} characters; "
                           f"the limit is {MAX_NAME_CHARS}")

@@ -83,7 +83,8 @@ class GroupCommitWriter:
             group = self._next_group()
             if group is None:
                 return
-            self._commit(group)
+            if group:
+                self._commit(group)
 
     def _next_group(self) -> list[_Pending] | None:
         with self._ready:
@@ -96,9 +97,12 @@ class GroupCommitWriter:
             while self._queue and (not group or events + len(self._queue[0].delivery.events)
                                    <= self.max_group_events):
                 pending = self._queue.popleft()
-                group.append(pending)
-                events += len(pending.delivery.events)
                 self._queued_events -= max(1, len(pending.delivery.events))
+                # False when the waiter gave up (cancelled): the sender retries anyway.
+                # True makes the future uncancellable, so setting its result cannot fail.
+                if pending.future.set_running_or_notify_cancel():
+                    group.append(pending)
+                    events += len(pending.delivery.events)
             return group
 
     def _commit(self, group: list[_Pending]) -> None:

@@ -24,7 +24,8 @@ def run_query_command(args: argparse.Namespace, config: Config | None) -> int:
     if args.explain:
         from trailguard.nrql import compile_nrql
 
-        compiled = compile_nrql(args.nrql)
+        # `--dialect clickhouse` shows the ClickHouse SQL (the flag is optional in cli.py).
+        compiled = compile_nrql(args.nrql, getattr(args, "dialect", None) or "duckdb")
         print(compiled.sql)
         if compiled.params:
             print("-- parameters: " + orjson.dumps(compiled.params).decode())

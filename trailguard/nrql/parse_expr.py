@@ -281,7 +281,8 @@ class ExpressionParser:
                     self.parse_alias()  # `sum(x as 'label')` ships in dashboards; NR ignores it
                 if self.accept_symbol(")"):
                     break
-                self.expect_symbol(",")
+                if not self.accept_symbol(","):
+                    raise self.error(f"expected ',' or ')' in {name.text}(...)")
         if len(steps) > 1:
             where = None  # funnel(x, WHERE .. AS 'a', WHERE ..): steps, not one filter
         else:

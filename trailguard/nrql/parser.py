@@ -60,7 +60,7 @@ class _Parser(ExpressionParser):
                 event_types = self.parse_event_types()
             elif token.is_word("show"):
                 raise self.unsupported("SHOW EVENT TYPES")
-            elif token.is_word("with") and not self.peek().is_word("timezone"):
+            elif token.is_word("with") and (select is None or event_types is None):
                 raise self.unsupported("WITH ... AS (NRQL variables)")
             elif select is None or event_types is None:
                 raise self.error("a query starts with SELECT ... FROM ... or FROM ... SELECT ...")
@@ -262,9 +262,12 @@ class _Parser(ExpressionParser):
     def parse_time_point(self) -> ast.TimePoint:
         token = self.current
         if token.kind is Kind.NUMBER:
-            if self.peek().kind is Kind.NAME and time_unit_ms(self.peek().text):
+            following = self.peek()
+            if following.kind is Kind.NAME and time_unit_ms(following.text):
                 return ast.RelativeTime(self.parse_ago(), token.position)
             self.advance()
+            if following.kind is Kind.NAME and following.text.lower() not in CLAUSE_WORDS:
+                raise self.error("expected a time unit such as 'minutes' or 'days'")
             return ast.AbsoluteTime(int(float(token.text)), token.position)
         if token.kind is Kind.STRING:
             self.advance()

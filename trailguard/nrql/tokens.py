@@ -35,6 +35,8 @@ class Token:
             return "end of query"
         if self.kind is Kind.STRING:
             return f"string '{self.text}'"
+        if self.kind is Kind.VARIABLE:
+            return f"'{{{{{self.text}}}}}'"
         return f"'{self.text}'"
 
 
@@ -42,6 +44,8 @@ _NAME = re.compile(r"[A-Za-z_$@][A-Za-z0-9_.$@]*")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _SYMBOLS = ("!=", "<>", "<=", ">=", "=", "<", ">", "(", ")", ",", "*", "+", "-", "/", "%",
             "[", "]", ":")
+_DIGITS = "0123456789"
+_DIGITS_SET = set(_DIGITS)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
 
 
@@ -89,7 +93,8 @@ def _next_token(query: str, position: int) -> tuple[Token, int]:
         if close < 0:
             raise NrqlError("unterminated {{variable}}", query, position)
         return Token(Kind.VARIABLE, query[position + 2:close].strip(), position), close + 2
-    if char.isdigit() or (char == "." and query[position + 1:position + 2].isdigit()):
+    # ASCII digits only: str.isdigit() also accepts '²', which no number pattern matches.
+    if char in _DIGITS or (char == "." and query[position + 1:position + 2] in _DIGITS_SET):
         match = _NUMBER.match(query, position)
         assert match is not None
         return Token(Kind.NUMBER, match.group(), position), match.end()

@@ -1,0 +1,115 @@
+"""Property tests: whatever the text, NRQL fails only with `NrqlError`, and the SQL it
+becomes reads no table but `events` and carries user text only as parameters."""
+
+from __future__ import annotations
+
+import sqlglot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlglot import exp
+
+from trailguard.errors import NrqlError
+from trailguard.nrql import compile_nrql
+
+NOW = 1_700_000_000_000
+WORDS = ["SELECT", "FROM", "WHERE", "FACET", "CASES", "SINCE", "UNTIL", "TIMESERIES", "LIMIT",
+         "COMPARE", "WITH", "AGO", "AUTO", "MAX", "AND", "OR", "NOT", "IN", "LIKE", "RLIKE", "IS",
+         "NULL", "TRUE", "AS", "OFFSET", "ORDER", "BY", "SLIDE", "TIMEZONE", "Log", "count",
+         "uniqueCount", "latest", "percentile", "filter", "events", "x", "1", "5", "minutes",
+         "(", ")", ",", "*", "=", "!=", "<", "'a'", "`b.c`", "{{v}}", "r'.*'", "'", "--", "[",
+         "]", ":", "-", "/", "DROP TABLE events", ";"]
+
+attributes = st.sampled_from(["eventName", "awsRegion", "`detail.type`", "errorCode",
+                              "bytes", "x.y.z", "`we'ird ; DROP`"])
+strings = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)),
+                  max_size=12).map(lambda s: "'" + s.replace("\\", "\\\\").replace("'", "\\'")
+                                   + "'")
+numbers = st.integers(min_value=-10**6, max_value=10**6).map(str)
+values = st.one_of(strings, numbers)
+conditions = st.one_of(
+    st.builds(lambda a, v: f"{a} = {v}", attributes, values),
+    st.builds(lambda a, v: f"{a} LIKE {v}", attributes, strings),
+    st.builds(lambda a, v: f"{a} NOT RLIKE {v}", attributes, strings),
+    st.builds(lambda a, vs: f"{a} IN ({', '.join(vs)})", attributes,
+              st.lists(values, min_size=1, max_size=3)),
+    st.builds(lambda a: f"{a} IS NOT NULL", attributes),
+    st.builds(lambda a: f"{a} IS TRUE", attributes),
+    st.builds(lambda a, v: f"{a} IN (FROM Log SELECT uniques({v}))", attributes, attributes),
+)
+aggregates = st.one_of(
+    st.just("count(*)"),
+    st.builds(lambda a: f"uniqueCount({a})", attributes),
+    st.builds(lambda a: f"latest({a})", attributes),
+    st.builds(lambda a: f"sum({a}) / 2", attributes),
+    st.builds(lambda a, c: f"percentage(count(*), WHERE {c})", attributes, conditions),
+    st.builds(lambda a: f"percentile({a}, 50, 99)", attributes),
+    st.builds(lambda a: f"uniques({a})", attributes),
+    st.builds(lambda a: f"histogram({a}, 10, 5)", attributes),
+)
+tails = st.sampled_from(["", " TIMESERIES", " TIMESERIES 5 minutes", " SINCE 1 day ago",
+                         " COMPARE WITH 1 day ago", " LIMIT MAX", " SINCE today",
+                         " SINCE 2 hours ago UNTIL 1 hour ago TIMESERIES MAX"])
+
+
+@st.composite
+def queries(draw: st.DrawFn) -> str:
+    select = ", ".join(draw(st.lists(aggregates, min_size=1, max_size=3)))
+    query = f"FROM Log SELECT {select}"
+    for condition in draw(st.lists(conditions, max_size=2)):
+        query += f" WHERE {condition}"
+    facets = draw(st.lists(attributes, max_size=2))
+    if facets:
+        query += " FACET " + ", ".join(facets)
+    elif draw(st.booleans()):
+        case = draw(conditions)
+        query += f" FACET CASES (WHERE {case} AS 'one')"
+    return query + draw(tails)
+
+
+def tables_read(sql: str, dialect: str) -> set[str]:
+    tree = sqlglot.parse_one(sql, read=dialect)
+    named = {cte.alias for cte in tree.find_all(exp.CTE)}
+    return {table.name for table in tree.find_all(exp.Table)} - named
+
+
+def literal_strings(sql: str, dialect: str) -> set[str]:
+    return {node.this for node in sqlglot.parse_one(sql, read=dialect).find_all(exp.Literal)
+            if node.is_string}
+
+
+# Strings the compiler itself writes (labels, JSON type names, format strings, escapes).
+GENERATED_STRINGS = {"current", "previous", "\\", "Float64", "String", "UTC", "true", "false",
+                     "1", "0", "", "^(?:", ")$", "%Y-%m-%d", "%H:00"}
+
+SETTINGS = settings(max_examples=300, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(st.lists(st.sampled_from(WORDS), max_size=14).map(" ".join))
+def test_token_soup_raises_only_nrql_errors(text: str) -> None:
+    try:
+        compile_nrql(text, "duckdb", NOW)
+    except NrqlError:
+        pass
+
+
+@SETTINGS
+@given(st.text(max_size=60))
+def test_arbitrary_text_raises_only_nrql_errors(text: str) -> None:
+    try:
+        compile_nrql(text, "duckdb", NOW)
+    except NrqlError as error:
+        assert error.position is None or 0 <= error.position <= len(text)
+
+
+@SETTINGS
+@given(queries(), st.sampled_from(["duckdb", "clickhouse"]))
+def test_generated_queries_read_only_events_and_bind_user_text(nrql: str, dialect: str) -> None:
+    try:
+        compiled = compile_nrql(nrql, dialect, NOW)
+    except NrqlError:
+        return
+    assert tables_read(compiled.sql, dialect) == {"events"}
+    assert literal_strings(compiled.sql, dialect) <= GENERATED_STRINGS
+    assert "DROP" not in compiled.sql

@@ -9,6 +9,8 @@ literals; user values arrive as already-bound placeholders.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlglot import exp
 
 from trailguard.store.schema import ATTRS_COLUMN
@@ -66,9 +68,14 @@ class SqlDialect:
 
     # -- matching -------------------------------------------------------------------------
 
-    def ilike(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
-        """Case-insensitive LIKE where backslash escapes `%` and `_`."""
-        return exp.Escape(this=exp.ILike(this=value, expression=pattern),
+    def ilike(self, value: exp.Expression, pattern: str,
+              bind: Callable[[object], exp.Expression]) -> exp.Expression:
+        """NRQL LIKE: ignores case, `%` is the only wildcard (`_` matches itself)."""
+        if "_" not in pattern and "\\" not in pattern:
+            # Nothing to escape: lower() LIKE runs several times faster than ILIKE ... ESCAPE.
+            return exp.Like(this=exp.Lower(this=value), expression=bind(pattern.lower()))
+        escaped = pattern.replace("\\", "\\\\").replace("_", "\\_")
+        return exp.Escape(this=exp.ILike(this=value, expression=bind(escaped)),
                           expression=exp.Literal.string("\\"))
 
     def regex_full_match(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
@@ -165,8 +172,10 @@ class ClickHouseDialect(SqlDialect):
             return exp.DataType.build("Float64", dialect="clickhouse")
         return exp.DataType.build("String", dialect="clickhouse")
 
-    def ilike(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
-        return _call("ilike", value, pattern)  # backslash escapes by default
+    def ilike(self, value: exp.Expression, pattern: str,
+              bind: Callable[[object], exp.Expression]) -> exp.Expression:
+        escaped = pattern.replace("\\", "\\\\").replace("_", "\\_")
+        return _call("ilike", value, bind(escaped))  # backslash escapes by default
 
     def regex_full_match(self, value: exp.Expression, pattern: exp.Expression) -> exp.Expression:
         anchored = _call("concat", exp.Literal.string("^(?:"), pattern, exp.Literal.string(")$"))

@@ -192,9 +192,7 @@ class ExpressionCompiler:
         if expr.regex:
             test = self.dialect.regex_full_match(operand, self.text(expr.pattern))
         elif isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
-            # NRQL's only wildcard is %; SQL's _ must match itself. LIKE ignores case.
-            escaped = expr.pattern.value.replace("\\", "\\\\").replace("_", "\\_")
-            test = self.dialect.ilike(operand, self.params.bind(escaped))
+            test = self.dialect.ilike(operand, expr.pattern.value, self.params.bind)
         else:
             raise self.error("LIKE takes a quoted pattern", expr.pattern)
         return exp.Not(this=exp.paren(test)) if expr.negated else test

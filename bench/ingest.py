@@ -49,7 +49,7 @@ def main() -> None:
 
     ndjson_gz = workdir / "events.ndjson.gz"
     raw_bytes, gz_bytes = _write_ndjson(ndjson_gz, templates, args.events)
-    server = _Server(workdir / "data")
+    server = _Server(workdir / "data", args.memory_limit)
     try:
         sent, elapsed, bodies = _send_all(server.port, templates, args)
         peak_rss = server.peak_rss_kib()
@@ -69,6 +69,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="client threads")
     parser.add_argument("--findings-share", type=float, default=0.2,
                         help="share of GuardDuty findings (the rest is CloudTrail)")
+    parser.add_argument("--memory-limit", default="1GB",
+                        help="the server's store_memory_limit (DuckDB memory_limit)")
     parser.add_argument("--workdir", help="keep files here (default: a new temp folder)")
     return parser.parse_args()
 
@@ -165,12 +167,13 @@ def _client(port: int, templates: list[bytes], args: argparse.Namespace,
 class _Server:
     """`python -m trailguard serve` on 127.0.0.1 and a free port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, memory_limit: str) -> None:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         env = {**os.environ, "TRAILGUARD_FIREHOSE_ACCESS_KEY": KEY,
-               "TRAILGUARD_API_KEY": "bench-api-key-0123456789", "TRAILGUARD_LOG_LEVEL": "warning"}
+               "TRAILGUARD_API_KEY": "bench-api-key-0123456789",
+               "TRAILGUARD_LOG_LEVEL": "warning", "TRAILGUARD_STORE_MEMORY_LIMIT": memory_limit}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trailguard", "serve", "--data-dir", str(data_dir),
              "--host", "127.0.0.1", "--port", str(self.port)],
@@ -204,6 +207,11 @@ def _stored(data_dir: Path) -> tuple[int, int]:
     disk = sum(path.stat().st_size for path in files if path.exists())
     connection = duckdb.connect(str(files[0]), read_only=True)
     try:
+        used, free, block = connection.execute(
+            "SELECT used_blocks, free_blocks, block_size FROM pragma_database_size()").fetchone()
+        print(f"store file        : {disk / 2**20:,.0f} MiB with the WAL; "
+              f"{used * block / 2**20:,.0f} MiB in used blocks, {free * block / 2**20:,.0f} "
+              "MiB in free blocks (reused by later writes)")
         return connection.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0], disk
     finally:
         connection.close()

@@ -40,6 +40,7 @@ class Config:
     alerts_file: Path | None = None
     ingest_queue_events: int = 50_000
     retention_days: dict[str, float] = field(default_factory=dict)  # event type -> days
+    store_memory_limit: str = ""  # DuckDB memory_limit, e.g. "2GB"; empty: 80% of RAM
     sources: SourcesConfig = field(default_factory=SourcesConfig)  # docs/aws-sources.md
     firehose_access_key: str = field(default="", repr=False)
     api_key: str = field(default="", repr=False)

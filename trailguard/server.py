@@ -30,7 +30,7 @@ def serve(config: Config, demo: bool = False) -> None:
     _check_tls(config)
     _check_listen(config)
     generated = ensure_keys(config)
-    store = DuckDBStore(config.data_dir)
+    store = DuckDBStore(config.data_dir, memory_limit=config.store_memory_limit)
     alerts = None
     try:
         alerts = start_alerts(store, config.alerts_file, config.data_dir)

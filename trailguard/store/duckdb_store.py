@@ -34,7 +34,8 @@ class DuckDBStore:
 
     dialect = "duckdb"
 
-    def __init__(self, data_dir: Path, read_only: bool = False) -> None:
+    def __init__(self, data_dir: Path, read_only: bool = False,
+                 memory_limit: str = "") -> None:
         self.path = Path(data_dir) / DATABASE_FILE
         if read_only and not self.path.exists():
             raise StoreError(f"no trailguard data in {data_dir} (expected {self.path.name}); "
@@ -42,7 +43,11 @@ class DuckDBStore:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection = duckdb.connect(str(self.path), read_only=read_only)
+            # DuckDB's own default memory limit is 80% of RAM, and its buffer pool keeps
+            # written blocks cached up to it: a long-running server should set one.
+            settings = {"memory_limit": memory_limit} if memory_limit else {}
+            self._connection = duckdb.connect(str(self.path), read_only=read_only,
+                                              config=settings)
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             # Another process holds the file lock (IOException), or this process has it
             # open with another mode (ConnectionException).
@@ -50,6 +55,8 @@ class DuckDBStore:
                 raise StoreBusyError(
                     f"{self.path} is in use by another trailguard process (a running server?); "
                     "stop it before importing; to query while it runs, use --url") from exc
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        except duckdb.Error as exc:  # e.g. an invalid store_memory_limit
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
         if not read_only:

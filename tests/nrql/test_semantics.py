@@ -176,6 +176,12 @@ def test_timeseries_fills_empty_buckets(synthetic: Any) -> None:
         (begin, begin + 600), (begin + 600, begin + 1200)]
 
 
+def test_timeseries_arithmetic_keys_and_empty_buckets(synthetic: Any) -> None:
+    rows = results(synthetic, "SELECT sum(bytes) / 10 from InfrastructureEvent where "
+                              "provider='CloudTrail' TIMESERIES 30 minutes since 1 hour ago")
+    assert [row["sum(bytes) / 10"] for row in rows] == [45, 0]
+
+
 @pytest.mark.parametrize(("clause", "buckets", "width_s"), [
     ("TIMESERIES", 60, 60),                         # bare: automatic, 1 minute over 1 hour
     ("TIMESERIES AUTO SINCE 1 day ago", 48, 1800),

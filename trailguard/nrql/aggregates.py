@@ -72,8 +72,8 @@ class AggregateCompiler:
                 or isinstance(expr, ast.Call) and expr.name == "filter" and expr.args \
                 and isinstance(expr.args[0], ast.Call) and expr.args[0].name == "percentile":
             return self.compound(expr, None)
-        sql, decode, empty = self.scalar(expr, None)
-        return [AggregateColumn(sql, decode, None, empty)]
+        sql, decode, _ = self.scalar(expr, None)
+        return [AggregateColumn(sql, decode, None, empty_value(expr))]
 
     def scalar(self, expr: ast.Expr, only: exp.Expression | None
                ) -> tuple[exp.Expression, Decode, object]:
@@ -243,6 +243,31 @@ class AggregateCompiler:
             count = exp.Count(this=_when(inside, exp.Literal.number(1)))
             columns.append(AggregateColumn(count, Decode.PLAIN, bucket, 0))
         return columns
+
+
+def empty_value(expr: ast.Expr) -> object:
+    """What an item shows for an empty TIMESERIES bucket: counts and sums are 0 there,
+    and arithmetic over them follows (`sum(x) / 1024` is 0); everything else is null."""
+    if isinstance(expr, ast.Call):
+        if expr.name in ("filter", "rate") and expr.args:
+            return empty_value(expr.args[0])
+        return 0 if expr.name in EMPTY_ZERO else None
+    if isinstance(expr, ast.Literal) and isinstance(expr.value, int | float):
+        return expr.value
+    if isinstance(expr, ast.Negate):
+        inner = empty_value(expr.operand)
+        return -inner if isinstance(inner, int | float) else None
+    if isinstance(expr, ast.Binary) and expr.op in "+-*/%":
+        left, right = empty_value(expr.left), empty_value(expr.right)
+        if not isinstance(left, int | float) or not isinstance(right, int | float):
+            return None
+        if expr.op in "/%" and right == 0:
+            return None
+        operations = {"+": left + right, "-": left - right, "*": left * right}
+        if expr.op in operations:
+            return operations[expr.op]
+        return left / right if expr.op == "/" else left % right
+    return None
 
 
 def _when(condition: exp.Expression | None, value: exp.Expression) -> exp.Expression:

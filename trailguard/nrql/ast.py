@@ -118,6 +118,7 @@ class SelectItem:
     expr: Expr
     alias: str | None
     position: int
+    text: str = ""                 # the item as written, the result key of an expression
 
 
 @dataclass(frozen=True, slots=True)

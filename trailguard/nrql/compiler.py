@@ -162,7 +162,7 @@ class QueryCompiler:
             for item in query.select:
                 value, decode = self.expressions.value(item.expr)
                 selections.append(value)
-                outputs.append(OutputColumn(item.alias or self.key_of(item.expr), decode))
+                outputs.append(OutputColumn(self.item_key(item), decode))
             statement = exp.select(*selections).from_(TABLE, copy=False)
             plan = Plan("events", outputs)
         statement = statement.where(where, copy=False).order_by(*order, copy=False)
@@ -225,10 +225,15 @@ class QueryCompiler:
             return str(expr.value)
         if isinstance(expr, ast.Cases):
             return "facet"
-        return self.source_text(expr)
+        return type(expr).__name__.lower()
 
-    def source_text(self, expr: ast.Expr) -> str:
-        return self.source[getattr(expr, "position", 0):].split(",")[0].strip()
+    def item_key(self, item: ast.SelectItem) -> str:
+        """A SELECT item's or facet's result key: its label, or New Relic's default name."""
+        if item.alias:
+            return item.alias
+        if isinstance(item.expr, ast.Attribute | ast.Call | ast.Literal | ast.Cases):
+            return self.key_of(item.expr)
+        return item.text or self.key_of(item.expr)   # arithmetic: the text as written
 
     def aggregates(self) -> AggregateCompiler:
         span = self.window.bucket_ms or (self.window.end_ms - self.window.begin_ms)

@@ -50,6 +50,10 @@ class ExpressionParser:
     def peek(self, ahead: int = 1) -> Token:
         return self.tokens[min(self.index + ahead, len(self.tokens) - 1)]
 
+    def current_end(self) -> int:
+        """The start of the next token: the text before it (stripped) was consumed."""
+        return self.tokens[self.index].position if self.index else 0
+
     def advance(self) -> Token:
         token = self.current
         if token.kind is not Kind.END:

@@ -87,8 +87,8 @@ class _Parser(ExpressionParser):
             self.advance()
             return ast.SelectItem(ast.Star(start.position), None, start.position)
         expr = self.parse_expression()
-        alias = self.parse_alias()
-        return ast.SelectItem(expr, alias, start.position)
+        text = self.query[start.position:self.current_end()].strip()
+        return ast.SelectItem(expr, self.parse_alias(), start.position, text)
 
     def parse_event_types(self) -> list[str]:
         names = [self.parse_event_type()]
@@ -190,7 +190,8 @@ class _Parser(ExpressionParser):
                 expr: ast.Expr = self.parse_cases(start.position)
             else:
                 expr = self.parse_expression()
-            facets.append(ast.SelectItem(expr, self.parse_alias(), start.position))
+            text = self.query[start.position:self.current_end()].strip()
+            facets.append(ast.SelectItem(expr, self.parse_alias(), start.position, text))
             if not self.accept_symbol(","):
                 return facets
 

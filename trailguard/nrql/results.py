@@ -69,7 +69,7 @@ def _values(outputs: list[OutputColumn], row: tuple[Any, ...] | None) -> dict[st
     """Output keys -> values; compound parts are merged (percentiles, histogram buckets)."""
     record: dict[str, Any] = {}
     for index, output in enumerate(outputs):
-        value = output.empty if row is None else _decode(row[index], output.decode)
+        value = json_value(output.empty) if row is None else _decode(row[index], output.decode)
         if output.part is None:
             record[output.key] = value
         elif isinstance(output.part, int):

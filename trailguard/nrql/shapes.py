@@ -42,7 +42,7 @@ def aggregate_statement(compiler: QueryCompiler, query: ast.Query) -> tuple[exp.
         name = f"facet_{index}"
         keys.append((name, value))
         facet_columns.append(name)
-        facet_keys.append(facet.alias or compiler.key_of(facet.expr))
+        facet_keys.append(compiler.item_key(facet))
         outputs.append(OutputColumn(facet_keys[-1], decode))
     bucket = _bucket(compiler, query)
     if bucket is not None:
@@ -50,7 +50,7 @@ def aggregate_statement(compiler: QueryCompiler, query: ast.Query) -> tuple[exp.
 
     values: list[tuple[str, exp.Expression]] = []
     for item in query.select:
-        key = item.alias or compiler.key_of(item.expr)
+        key = compiler.item_key(item)
         for column in aggregates.columns(item.expr):
             values.append((f"value_{len(values)}", column.sql))
             outputs.append(OutputColumn(key, column.decode, column.part, column.empty))

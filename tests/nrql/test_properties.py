@@ -3,13 +3,15 @@ becomes reads no table but `events` and carries user text only as parameters."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlglot import exp
 
 from trailguard.errors import NrqlError
-from trailguard.nrql import compile_nrql
+from trailguard.nrql import compile_nrql, run_nrql
 
 NOW = 1_700_000_000_000
 WORDS = ["SELECT", "FROM", "WHERE", "FACET", "CASES", "SINCE", "UNTIL", "TIMESERIES", "LIMIT",
@@ -82,7 +84,8 @@ GENERATED_STRINGS = {"current", "previous", "\\", "Float64", "String", "UTC", "t
                      "1", "0", "", "^(?:", ")$", "%Y-%m-%d", "%H:00"}
 
 SETTINGS = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.function_scoped_fixture])
 
 
 @SETTINGS
@@ -113,3 +116,16 @@ def test_generated_queries_read_only_events_and_bind_user_text(nrql: str, dialec
     assert tables_read(compiled.sql, dialect) == {"events"}
     assert literal_strings(compiled.sql, dialect) <= GENERATED_STRINGS
     assert "DROP" not in compiled.sql
+
+
+@SETTINGS
+@given(st.one_of(queries(), st.lists(st.sampled_from(WORDS), max_size=14).map(" ".join)))
+def test_generated_queries_run_or_raise_nrql_errors(duck_synthetic: Any, nrql: str) -> None:
+    # Regex patterns, types and time ranges are checked when compiling, so the store
+    # never rejects a statement NRQL produced.
+    try:
+        answer = run_nrql(duck_synthetic, nrql.replace("FROM Log", "FROM InfrastructureEvent"),
+                          NOW)
+    except NrqlError:
+        return
+    assert isinstance(answer["results"], list)

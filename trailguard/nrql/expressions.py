@@ -190,6 +190,8 @@ class ExpressionCompiler:
     def like(self, expr: ast.Like) -> exp.Expression:
         operand = self.text(expr.operand)
         if expr.regex:
+            if isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
+                check_regex(expr.pattern.value, self.source, expr.pattern.position)
             test = self.dialect.regex_full_match(operand, self.text(expr.pattern))
         elif isinstance(expr.pattern, ast.Literal) and isinstance(expr.pattern.value, str):
             test = self.dialect.ilike(operand, expr.pattern.value, self.params.bind)
@@ -288,6 +290,21 @@ def comparison_kind(left: ast.Expr, right: ast.Expr) -> str:
                 isinstance(side, ast.Call) and side.name in NUMERIC_FUNCTIONS):
             return "number"
     return "text"
+
+
+# RE2 (what both backends run) has no lookaround and no backreferences.
+_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
+
+
+def check_regex(pattern: str, source: str, position: int) -> None:
+    """Reject a pattern the backend's RE2 would fail on, naming where it is."""
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise NrqlError(f"invalid regular expression: {error}", source, position) from None
+    if _NOT_RE2.search(pattern):
+        raise NrqlError("regular expressions here are RE2: no lookahead, lookbehind or "
+                        "backreferences", source, position)
 
 
 def named_group_index(pattern: str) -> int:

@@ -9,7 +9,7 @@ from sqlglot import exp
 
 from trailguard.nrql import ast
 from trailguard.nrql.dialects import TIME_FORMATS
-from trailguard.nrql.expressions import MATH, arithmetic, named_group_index
+from trailguard.nrql.expressions import MATH, arithmetic, check_regex, named_group_index
 
 if TYPE_CHECKING:
     from trailguard.nrql.expressions import ExpressionCompiler
@@ -124,6 +124,7 @@ def _is_numeric(expr: ast.Expr) -> bool:
 def _capture(compiler: ExpressionCompiler, call: ast.Call) -> exp.Expression:
     text = compiler.text(compiler.only_argument(call, 2))
     pattern = _literal_string(compiler, call.args[1], call)
+    check_regex(pattern, compiler.source, call.args[1].position)  # type: ignore[union-attr]
     # capture() must match the whole value, like RLIKE.
     anchored = f"^(?:{pattern})$"
     extracted = compiler.dialect.regex_extract(text, compiler.params.bind(anchored),

@@ -94,10 +94,10 @@ def test_bucket_widths(setting: int | str, span: int, width: int) -> None:
     ("SELECT a FROM Log SINCE 5 parsecs ago", ("expected a time unit such as 'minutes' or "
                                               "'days', found 'parsecs' at line 1, column 27")),
     ("SELECT a FROM Log WHERE x IN {{v}}", "expected '(', found '{{v}}' at line 1, column 30"),
-    ("SELECT count(*) FROM Log WHERE a RLIKE '(?=x)'", "regular expressions here are RE2: no "
-     "lookahead, lookbehind or backreferences at line 1, column 40"),
-    ("SELECT count(*) FROM Log WHERE a RLIKE 'x('", "invalid regular expression: missing ), "
-     "unterminated subpattern at position 1 at line 1, column 40"),
+    ("SELECT count(*) FROM Log WHERE a RLIKE '(?=x)'", ("regular expressions here are RE2: no "
+     "lookahead, lookbehind or backreferences at line 1, column 40")),
+    ("SELECT count(*) FROM Log WHERE a RLIKE 'x('", ("invalid regular expression: missing ), "
+     "unterminated subpattern at position 1 at line 1, column 40")),
     ("SELECT count(*) FROM Log TIMESERIES 1 second SINCE 1 day ago",
      ("TIMESERIES would make 86400 buckets over this time range; the most allowed is 366 (use "
      "a wider bucket or TIMESERIES MAX) at line 1, column 1")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import ssl
 
@@ -38,6 +39,10 @@ def serve(config: Config, demo: bool = False) -> None:
             _fill_demo(store)
         _announce(config, generated)
         app = create_app(config, store)
+        # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; with the
+        # default action that kills the process before `finally` closes (checkpoints) the
+        # store. Turning it into SystemExit lets the cleanup below run.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
                     ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
                     ssl_keyfile=str(config.tls_key) if config.tls_key else None,
@@ -47,6 +52,10 @@ def serve(config: Config, demo: bool = False) -> None:
             alerts.stop()
         store.close()
         log_fields(log, logging.INFO, "server stopped", data_dir=config.data_dir)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _check_tls(config: Config) -> None:

@@ -154,3 +154,23 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(tmp_path: Path):
     assert (total, distinct) == (REQUESTS * RECORDS, REQUESTS * RECORDS)
     assert messages == {f"seq-{seq:06d}" for seq in range(REQUESTS * RECORDS)}
     assert deliveries == REQUESTS
+
+
+def test_sigterm_commits_and_checkpoints_before_exiting(tmp_path: Path):
+    data_dir = tmp_path / "data"
+    server = start_server(data_dir)
+    _, body = request_body(0)
+    response = httpx.post(f"{server.base_url}/firehose/v1", content=body, headers={
+        "Content-Encoding": "gzip", "X-Amz-Firehose-Request-Id": "crash-0000",
+        "X-Amz-Firehose-Access-Key": server.firehose_key})
+    assert response.status_code == 200
+
+    output = server.stop()
+
+    assert 'msg="server stopped"' in output
+    assert sorted(path.name for path in data_dir.iterdir()) == ["trailguard.duckdb"]
+    store = DuckDBStore(data_dir, read_only=True)
+    try:
+        assert store.read("SELECT count(*) FROM events", {}).rows == [(RECORDS,)]
+    finally:
+        store.close()

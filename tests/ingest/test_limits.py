@@ -77,3 +77,10 @@ def test_64_bit_integers_are_kept_as_json():
 
     assert event.attributes == {"a": "18446744073709551615", "b": "-9223372036854775808",
                                 "message": '{"a":18446744073709551615,"b":-9223372036854775808}'}
+
+
+@pytest.mark.parametrize(("document", "expected"), [
+    ({"": 1, "b": {"": 2}, "c": ""}, {"b.": 2, "c": ""}), ({"": {"a": 1}}, {"a": 1}),
+    ({"": "x"}, {}), ({"a": "é", "ü": [None]}, {"a": "é", "ü": "[null]"})])
+def test_empty_and_non_ascii_names(document, expected):
+    assert flatten(document) == expected

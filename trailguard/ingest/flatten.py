@@ -49,12 +49,14 @@ def _walk(flat: dict[str, Scalar], value: Any, name: str, depth: int) -> None:
         items = enumerate(value)
     for key, child in items:
         child_name = f"{name}.{key}" if name else str(key)
-        if type(child) is str and child.isascii() and len(child_name) <= MAX_NAME_CHARS \
+        if type(child) is str and child.isascii() and 0 < len(child_name) <= MAX_NAME_CHARS \
                 and len(flat) < MAX_ATTRIBUTES:
             flat[child_name] = child  # the common case, checked inline for speed
         elif isinstance(child, dict | list):
             _walk(flat, child, child_name, depth + 1)
-        elif child is not None:
+        elif child is not None and child_name:
+            # Limitation: a scalar under a top-level "" key has no attribute name; it is
+            # kept in `message` only.
             _add(flat, child_name, child)
 
 

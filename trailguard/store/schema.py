@@ -72,14 +72,27 @@ BASE_COLUMNS = (
 )
 
 
+# The whole original JSON (`message`) and the other attributes (`attrs`) are most of
+# every row. DuckDB's default string compression (dictionary/FSST) leaves them near raw
+# size; ZSTD keeps them ~9x smaller (measured on generated CloudTrail and GuardDuty:
+# 3,081 -> 331 bytes per event, 2.2x the gzip'd JSON) and even scans them faster.
+# Filtered and faceted columns keep the default, which suits repeated values.
+ZSTD_COLUMNS = ("a_message", ATTRS_COLUMN)
+
+
+def _compression(column: str) -> str:
+    return " USING COMPRESSION zstd" if column in ZSTD_COLUMNS else ""
+
+
 def create_statements() -> list[str]:
     """DDL for the events table and the idempotency tables (DuckDB dialect).
 
     Built only from the constant names above, never from user input.
     """
     columns = [f'"{name}" {sql_type}' for name, sql_type in BASE_COLUMNS]
-    columns += [f'"{hot.column}" {hot.sql_type}' for hot in HOT_COLUMNS]
-    columns.append(f'"{ATTRS_COLUMN}" JSON')
+    columns += [f'"{hot.column}" {hot.sql_type}{_compression(hot.column)}'
+                for hot in HOT_COLUMNS]
+    columns.append(f'"{ATTRS_COLUMN}" JSON{_compression(ATTRS_COLUMN)}')
     return [
         f'CREATE TABLE IF NOT EXISTS {TABLE} ({", ".join(columns)})',
         "CREATE TABLE IF NOT EXISTS dedup_keys (key VARCHAR PRIMARY KEY)",

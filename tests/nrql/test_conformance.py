@@ -21,7 +21,8 @@ from trailguard.nrql import compile_nrql, parse, run_nrql
 
 # Features trailguard does not implement; docs/nrql.md says why for each.
 UNSUPPORTED = {
-    "nested aggregation (FROM a subquery)", "SLIDE BY", "WITH METRIC_FORMAT",
+    "nested aggregation (FROM a subquery)", "SLIDE BY AUTO", "SLIDE BY MAX",
+    "SLIDE BY with COMPARE WITH", "WITH METRIC_FORMAT",
     "WITH ... AS (NRQL variables)", "RAW (metric data points)", "FACET on a constant",
     "FACET ... ORDER BY other than a descending aggregate", "JOIN", "SHOW EVENT TYPES",
 }

@@ -113,7 +113,7 @@ def test_errors_name_position_and_token(nrql: str, message: str) -> None:
 @pytest.mark.parametrize(("nrql", "feature"), [
     ("FROM (FROM Log SELECT count(*) FACET a) SELECT max(count)",
      "nested aggregation (FROM a subquery)"),
-    ("SELECT count(*) FROM Log TIMESERIES 5 minutes SLIDE BY 1 minute", "SLIDE BY"),
+    ("SELECT count(*) FROM Log TIMESERIES 5 minutes SLIDE BY AUTO", "SLIDE BY AUTO"),
     ("SELECT apdex(duration, t: 0.5) FROM Transaction", "function apdex()"),
     ("SELECT funnel(s, WHERE a = 1 AS 'x', WHERE b = 2 AS 'y') FROM PageView",
      "function funnel()"),

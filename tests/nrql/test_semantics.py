@@ -176,6 +176,23 @@ def test_timeseries_fills_empty_buckets(synthetic: Any) -> None:
         (begin, begin + 600), (begin + 600, begin + 1200)]
 
 
+def test_slide_by_counts_each_event_in_every_overlapping_window(synthetic: Any) -> None:
+    rows = results(synthetic, CT + "count(*), uniqueCount(awsRegion) SINCE 60 minutes ago "
+                                   "TIMESERIES 10 minutes SLIDE BY 5 minutes")
+    begin = (NOW_MS - 3_600_000) // 1000
+    assert [(row["count"], row["uniqueCount.awsRegion"]) for row in rows[:4]] == [
+        (5, 2), (10, 3), (5, 3), (0, 0)]
+    assert len(rows) == 12
+    assert (rows[1]["beginTimeSeconds"], rows[1]["endTimeSeconds"]) == (begin + 300, begin + 900)
+
+
+def test_slide_by_with_facets(synthetic: Any) -> None:
+    rows = results(synthetic, CT + "count(*) FACET awsRegion SINCE 60 minutes ago "
+                                   "TIMESERIES 600000 SLIDE BY 300000 LIMIT 1")
+    assert [(row["facet"], row["count"]) for row in rows[:4]] == [
+        ("us-east-1", 3), ("us-east-1", 6), ("us-east-1", 3), ("us-east-1", 0)]
+
+
 def test_timeseries_arithmetic_keys_and_empty_buckets(synthetic: Any) -> None:
     rows = results(synthetic, "SELECT sum(bytes) / 10 from InfrastructureEvent where "
                               "provider='CloudTrail' TIMESERIES 30 minutes since 1 hour ago")

@@ -29,6 +29,7 @@ from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TAB
 DEFAULT_EVENT_LIMIT = 100
 DEFAULT_FACET_LIMIT = 10
 COMPARISON = "nrql_comparison"
+WINDOW = "nrql_window"
 # Result keys use New Relic's spelling whatever case the query wrote (`COUNT(*)` -> count).
 CANONICAL = {name.lower(): name for name in (
     "count", "uniqueCount", "uniques", "sum", "average", "min", "max", "latest", "earliest",
@@ -58,6 +59,7 @@ class Plan:
     begin_ms: int = 0
     end_ms: int = 0
     bucket_ms: int | None = None     # TIMESERIES width
+    step_ms: int | None = None       # SLIDE BY step (buckets overlap)
     compare_ms: int | None = None    # COMPARE WITH shift
     event_types: list[str] = field(default_factory=list)
 
@@ -107,6 +109,7 @@ class QueryCompiler:
             statement, plan = self.event_statement(query)
         plan.begin_ms, plan.end_ms = self.window.begin_ms, self.window.end_ms
         plan.bucket_ms, plan.event_types = self.window.bucket_ms, list(query.event_types)
+        plan.step_ms = self.window.step_ms
         return statement, plan
 
     # -- filters --------------------------------------------------------------------------
@@ -125,6 +128,8 @@ class QueryCompiler:
     def source_relation(self, query: ast.Query) -> tuple[exp.Expression, exp.Expression | None]:
         """What aggregates read: `events` (plus its filter), or both COMPARE WITH windows."""
         begin, end = self.window.begin_ms, self.window.end_ms
+        if self.window.step_ms is not None:
+            return self.sliding_windows(query), None
         if query.compare_ms is None:
             return exp.to_table(TABLE), self.filters(query, begin, end)
         windows = []
@@ -135,6 +140,33 @@ class QueryCompiler:
         union = exp.union(windows[0], windows[1], distinct=False)
         return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("windows"))), \
             None
+
+    def sliding_windows(self, query: ast.Query) -> exp.Expression:
+        """SLIDE BY: each event once per overlapping window it falls in (column WINDOW)."""
+        if query.compare_ms is not None:
+            raise NrqlUnsupportedError("SLIDE BY with COMPARE WITH", self.source, query.position)
+        window = self.window
+        assert window.bucket_ms is not None and window.step_ms is not None
+        offset = exp.paren(exp.Sub(this=exp.column("timestamp"),
+                                   expression=self.params.bind(window.begin_ms)))
+        step = self.params.bind(window.step_ms)
+
+        def steps(numerator: exp.Expression) -> exp.Expression:
+            # floor(), not integer division: that truncates negative offsets towards zero.
+            quotient = exp.Div(this=exp.paren(numerator, copy=False), expression=step.copy())
+            return exp.Cast(this=exp.Floor(this=quotient),
+                            to=exp.DataType.build("BIGINT"))
+
+        earliest = exp.Add(this=steps(exp.Sub(this=offset.copy(), expression=self.params.bind(
+            window.bucket_ms))), expression=exp.Literal.number(1))
+        first = exp.Anonymous(this="greatest", expressions=[exp.Literal.number(0), earliest])
+        last = exp.Anonymous(this="least", expressions=[
+            exp.Literal.number(window.buckets - 1), steps(offset)])
+        exploded = self.dialect.explode_range(first, exp.Add(this=last,
+                                                             expression=exp.Literal.number(1)))
+        select = exp.select(exp.Star(), exp.alias_(exploded, WINDOW)).from_(TABLE, copy=False)
+        select = select.where(self.filters(query, window.begin_ms, window.end_ms), copy=False)
+        return select.subquery("windows", copy=False)
 
     # -- raw events -----------------------------------------------------------------------
 

@@ -119,6 +119,10 @@ class SqlDialect:
         return exp.IntDiv(this=exp.paren(exp.Sub(this=timestamp, expression=begin)),
                           expression=width)
 
+    def explode_range(self, first: exp.Expression, stop: exp.Expression) -> exp.Expression:
+        """One row per integer in [first, stop) (SLIDE BY puts an event in several windows)."""
+        return _call("unnest", _call("range", first, stop))
+
     def format_time(self, epoch_ms: exp.Expression, function: str) -> exp.Expression:
         moment = _call("epoch_ms", exp.Cast(this=epoch_ms, to=exp.DataType.build("BIGINT")))
         return _call("strftime", moment, exp.Literal.string(TIME_FORMATS[function][0]))
@@ -210,6 +214,9 @@ class ClickHouseDialect(SqlDialect):
     def bucket_index(self, timestamp: exp.Expression, begin: exp.Expression,
                      width: exp.Expression) -> exp.Expression:
         return _call("intDiv", exp.Sub(this=timestamp, expression=begin), width)
+
+    def explode_range(self, first: exp.Expression, stop: exp.Expression) -> exp.Expression:
+        return _call("arrayJoin", _call("range", first, stop))
 
     def format_time(self, epoch_ms: exp.Expression, function: str) -> exp.Expression:
         moment = _call("fromUnixTimestamp64Milli", _call("toInt64", epoch_ms),

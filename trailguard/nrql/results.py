@@ -129,13 +129,14 @@ def _group_fields(group: Group, facet_outputs: list[OutputColumn],
 
 
 def _bucket_count(plan: Plan) -> int:
-    assert plan.bucket_ms
-    return -(-(plan.end_ms - plan.begin_ms) // plan.bucket_ms)
+    stride = plan.step_ms or plan.bucket_ms
+    assert stride
+    return -(-(plan.end_ms - plan.begin_ms) // stride)
 
 
 def _bucket_times(plan: Plan, index: int) -> dict[str, Any]:
     assert plan.bucket_ms
-    begin = plan.begin_ms + index * plan.bucket_ms
+    begin = plan.begin_ms + index * (plan.step_ms or plan.bucket_ms)
     end = min(begin + plan.bucket_ms, plan.end_ms)
     return {"beginTimeSeconds": json_value(begin / 1000),
             "endTimeSeconds": json_value(end / 1000)}

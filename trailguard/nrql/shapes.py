@@ -87,13 +87,13 @@ def aggregate_statement(compiler: QueryCompiler, query: ast.Query) -> tuple[exp.
 
 
 def _bucket(compiler: QueryCompiler, query: ast.Query) -> exp.Expression | None:
-    from trailguard.nrql.compiler import COMPARISON
+    from trailguard.nrql.compiler import COMPARISON, WINDOW
 
     window = compiler.window
     if window.bucket_ms is None:
         return None
-    if query.slide is not None:
-        raise compiler.expressions.unsupported("SLIDE BY", query)
+    if window.step_ms is not None:
+        return exp.column(WINDOW)
     timestamp: exp.Expression = exp.column("timestamp")
     if query.compare_ms is not None:
         # The earlier window's events fall into the same buckets, shifted forward.

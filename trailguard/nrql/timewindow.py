@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from trailguard.errors import NrqlError
+from trailguard.errors import NrqlError, NrqlUnsupportedError
 from trailguard.nrql import ast
 from trailguard.nrql.timeparse import parse_datetime_ms
 
@@ -34,12 +34,17 @@ class Window:
     begin_ms: int
     end_ms: int
     bucket_ms: int | None = None
+    step_ms: int | None = None       # SLIDE BY: buckets start this far apart, overlapping
+
+    @property
+    def stride_ms(self) -> int | None:
+        return self.step_ms or self.bucket_ms
 
     @property
     def buckets(self) -> int:
-        if not self.bucket_ms:
+        if not self.stride_ms:
             return 0
-        return -(-(self.end_ms - self.begin_ms) // self.bucket_ms)
+        return -(-(self.end_ms - self.begin_ms) // self.stride_ms)
 
 
 def zone_of(query: ast.Query, source: str) -> tzinfo:
@@ -161,7 +166,15 @@ def query_window(query: ast.Query, now_ms: int, source: str) -> Window:
     if query.timeseries is None:
         return Window(begin_ms, end_ms)
     width = bucket_width(query.timeseries, end_ms - begin_ms)
-    window = Window(begin_ms, end_ms, width)
+    step = None
+    if query.slide is not None:
+        if not isinstance(query.slide, int):
+            raise NrqlUnsupportedError(f"SLIDE BY {query.slide.upper()}", source, query.position)
+        if query.slide > width:
+            raise NrqlError("SLIDE BY must not be longer than the TIMESERIES bucket", source,
+                            query.position)
+        step = query.slide
+    window = Window(begin_ms, end_ms, width, step)
     if window.buckets > MAX_BUCKETS:
         raise NrqlError(f"TIMESERIES would make {window.buckets} buckets over this time "
                         f"range; the most allowed is {MAX_BUCKETS} (use a wider bucket or "

@@ -17,6 +17,7 @@ from trailguard.store.base import Delivery, QueryResult, WriteResult
 from trailguard.store.schema import (
     ATTRS_COLUMN,
     BASE_COLUMNS,
+    HOT_BY_ATTRIBUTE,
     HOT_COLUMNS,
     TABLE,
     create_statements,
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 DATABASE_FILE = "trailguard.duckdb"
 
 _ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
+_HOT_ATTRIBUTES = frozenset(HOT_BY_ATTRIBUTE)
 
 
 class DuckDBStore:
@@ -215,17 +217,16 @@ def _drop_seen(events: list[Event], seen: set[str]) -> list[Event]:
 
 def _arrow_batch(events: list[Event]) -> pa.Table:
     """Column-wise arrow table of `events`, hot attributes split out of `attrs`."""
-    hot_values: dict[str, list[Any]] = {hot.column: [] for hot in HOT_COLUMNS}
+    hot_values: dict[str, list[Any]] = {hot.column: [None] * len(events) for hot in HOT_COLUMNS}
     remainders: list[str] = []
-    for event in events:
+    for row, event in enumerate(events):
         remainder = dict(event.attributes)
-        for hot in HOT_COLUMNS:
-            value = remainder.get(hot.attribute)
-            if value is not None and hot.accepts(value):
-                del remainder[hot.attribute]
-                hot_values[hot.column].append(value)
-            else:
-                hot_values[hot.column].append(None)
+        for attribute in _HOT_ATTRIBUTES.intersection(remainder):
+            hot = HOT_BY_ATTRIBUTE[attribute]
+            value = remainder[attribute]
+            if hot.accepts(value):
+                del remainder[attribute]
+                hot_values[hot.column][row] = value
         remainders.append(orjson.dumps(remainder).decode())
 
     columns: dict[str, pa.Array] = {

@@ -10,7 +10,7 @@ parameters; every other name in it is generated here.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
@@ -22,14 +22,12 @@ from trailguard.nrql.attributes import Decode
 from trailguard.nrql.dialects import SqlDialect, dialect_for
 from trailguard.nrql.expressions import ExpressionCompiler
 from trailguard.nrql.params import Params
-from trailguard.nrql.shapes import aggregate_statement
+from trailguard.nrql.plan import OutputColumn, Plan
+from trailguard.nrql.shapes import COMPARISON, WINDOW, aggregate_statement
 from trailguard.nrql.timewindow import Window, query_window
 from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TABLE
 
 DEFAULT_EVENT_LIMIT = 100
-DEFAULT_FACET_LIMIT = 10
-COMPARISON = "nrql_comparison"
-WINDOW = "nrql_window"
 # Result keys use New Relic's spelling whatever case the query wrote (`COUNT(*)` -> count).
 CANONICAL = {name.lower(): name for name in (
     "count", "uniqueCount", "uniques", "sum", "average", "min", "max", "latest", "earliest",
@@ -37,31 +35,6 @@ CANONICAL = {name.lower(): name for name in (
     "lower", "upper", "substring", "length", "numeric", "string", "round", "floor", "ceil",
     "abs", "if", "capture", "aparse", "dateOf", "hourOf", "minuteOf", "weekdayOf", "monthOf",
     "yearOf", "weekOf", "getField", "eventType", "boolean")}
-
-
-@dataclass(slots=True)
-class OutputColumn:
-    """One key of each result row, read from the SQL column of the same index."""
-
-    key: str
-    decode: Decode
-    part: str | int | None = None   # a piece of a compound value (percentiles, histogram)
-    empty: object = None            # the value shown for an empty TIMESERIES bucket
-
-
-@dataclass(slots=True)
-class Plan:
-    """What the rows mean; see `results.build_results`."""
-
-    shape: str                       # "events" | "star" | "aggregate"
-    outputs: list[OutputColumn]
-    facet_keys: list[str] = field(default_factory=list)
-    begin_ms: int = 0
-    end_ms: int = 0
-    bucket_ms: int | None = None     # TIMESERIES width
-    step_ms: int | None = None       # SLIDE BY step (buckets overlap)
-    compare_ms: int | None = None    # COMPARE WITH shift
-    event_types: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -118,11 +118,7 @@ class _Parser(ExpressionParser):
             query.where = condition if query.where is None else ast.Binary(
                 "and", query.where, condition, token.position)
         elif word == "facet":
-            query.facets = self.parse_facets()
-            if self.current.is_word("order"):
-                self.advance()
-                self.expect_word("by")
-                query.order_by = self.parse_order_list(descending=True)
+            self.parse_facet_clause(query)
         elif word in ("since", "until"):
             point = self.parse_time_point()
             if word == "since":
@@ -134,10 +130,7 @@ class _Parser(ExpressionParser):
         elif word == "offset":
             query.offset = self.parse_whole_number("OFFSET")
         elif word == "timeseries":
-            query.timeseries = self.parse_bucket(default="auto")
-            if self.accept_word("slide"):
-                self.expect_word("by")
-                query.slide = self.parse_bucket(default=None)
+            self.parse_timeseries_clause(query)
         elif word == "compare":
             self.expect_word("with")
             query.compare_ms = self.parse_ago()
@@ -155,6 +148,19 @@ class _Parser(ExpressionParser):
         else:
             raise self.error("expected a clause (WHERE, FACET, SINCE, UNTIL, LIMIT, TIMESERIES)",
                              token)
+
+    def parse_facet_clause(self, query: ast.Query) -> None:
+        query.facets = self.parse_facets()
+        if self.current.is_word("order"):   # FACET ... ORDER BY agg picks the facets
+            self.advance()
+            self.expect_word("by")
+            query.order_by = self.parse_order_list(descending=True)
+
+    def parse_timeseries_clause(self, query: ast.Query) -> None:
+        query.timeseries = self.parse_bucket(default="auto")
+        if self.accept_word("slide"):
+            self.expect_word("by")
+            query.slide = self.parse_bucket(default=None)
 
     def parse_with(self, query: ast.Query) -> None:
         if self.accept_word("timezone"):

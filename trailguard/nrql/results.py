@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from trailguard.nrql.attributes import Decode
-from trailguard.nrql.compiler import OutputColumn, Plan
+from trailguard.nrql.plan import OutputColumn, Plan
 from trailguard.store.base import QueryResult
 from trailguard.store.schema import ATTRS_COLUMN, HOT_COLUMNS
 

@@ -9,86 +9,103 @@ the facets with window functions, all in one pass over `events`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlglot import exp
 
 from trailguard.nrql import ast
-from trailguard.nrql.aggregates import is_aggregate
+from trailguard.nrql.aggregates import AggregateCompiler, is_aggregate
+from trailguard.nrql.plan import OutputColumn, Plan
 
 if TYPE_CHECKING:
-    from trailguard.nrql.compiler import Plan, QueryCompiler
+    from trailguard.nrql.compiler import QueryCompiler
 
 # Result-ordering aggregates New Relic ranks facets by; others rank by event count.
 RANKING_FUNCTIONS = frozenset({"count", "min", "max", "percentile", "average", "median"})
 RANK, TOTAL, POSITION, FACET_RANK, BUCKET = (
     "nrql_rank", "nrql_total", "nrql_position", "nrql_facet_rank", "nrql_bucket")
+COMPARISON, WINDOW = "nrql_comparison", "nrql_window"   # columns of derived relations
+DEFAULT_FACET_LIMIT = 10
+
+
+@dataclass(slots=True)
+class _Columns:
+    """The grouping keys and aggregate values of the statement, and their result keys."""
+
+    keys: list[tuple[str, exp.Expression]] = field(default_factory=list)
+    values: list[tuple[str, exp.Expression]] = field(default_factory=list)
+    outputs: list[OutputColumn] = field(default_factory=list)
+    facet_keys: list[str] = field(default_factory=list)
+    facet_columns: list[str] = field(default_factory=list)
+    bucket: exp.Expression | None = None
+    unmatched_cases: list[exp.Expression] = field(default_factory=list)
 
 
 def aggregate_statement(compiler: QueryCompiler, query: ast.Query) -> tuple[exp.Select, Plan]:
-    from trailguard.nrql.compiler import COMPARISON, DEFAULT_FACET_LIMIT, OutputColumn, Plan
-
+    """The statement of an aggregating query and its plan."""
     relation, where = compiler.source_relation(query)
     aggregates = compiler.aggregates()
-    keys: list[tuple[str, exp.Expression]] = []
-    outputs: list[OutputColumn] = []
+    columns = _columns(compiler, aggregates, query)
+
+    pairs = columns.keys + columns.values
+    statement = exp.select(*[exp.alias_(sql, name) for name, sql in pairs])
+    statement = statement.from_(relation, copy=False)
+    if where is not None:
+        statement = statement.where(where, copy=False)
+    if columns.unmatched_cases:
+        # FACET CASES without OR: rows that match no case are left out.
+        statement = statement.where(exp.and_(*columns.unmatched_cases), copy=False)
+    plan = Plan("aggregate", columns.outputs, columns.facet_keys, compare_ms=query.compare_ms)
+    if not columns.keys:
+        return statement, plan
+
+    limit = query.limit if query.limit is not None else DEFAULT_FACET_LIMIT
+    grouped = [sql for _, sql in columns.keys]
+    if not columns.facet_columns:
+        order = [exp.Ordered(this=exp.column(name)) for name, _ in columns.keys]
+        return statement.group_by(*grouped, copy=False).order_by(*order, copy=False), plan
+    rank = _rank_expression(compiler, aggregates, query)
+    if columns.bucket is None and query.compare_ms is None:
+        statement = statement.select(exp.alias_(rank, RANK), copy=False)
+        statement = statement.group_by(*grouped, copy=False)
+        order = [exp.Ordered(this=exp.column(RANK), desc=True, nulls_first=False)]
+        order += [exp.Ordered(this=exp.column(name)) for name in columns.facet_columns]
+        statement = statement.order_by(*order, copy=False).limit(limit, copy=False)
+        return (statement.offset(query.offset, copy=False) if query.offset else statement), plan
+    return _ranked(_with_totals(statement, columns, rank), columns, limit), plan
+
+
+def _columns(compiler: QueryCompiler, aggregates: AggregateCompiler,
+             query: ast.Query) -> _Columns:
+    columns = _Columns()
     if query.compare_ms is not None:
-        keys.append((COMPARISON, exp.column(COMPARISON)))
-    facet_keys, facet_columns = [], []
+        columns.keys.append((COMPARISON, exp.column(COMPARISON)))
     for index, facet in enumerate(query.facets):
         if isinstance(facet.expr, ast.Literal):
             raise compiler.expressions.unsupported("FACET on a constant", facet.expr)
         value, decode = compiler.expressions.value(facet.expr)
         name = f"facet_{index}"
-        keys.append((name, value))
-        facet_columns.append(name)
-        facet_keys.append(compiler.item_key(facet))
-        outputs.append(OutputColumn(facet_keys[-1], decode))
-    bucket = _bucket(compiler, query)
-    if bucket is not None:
-        keys.append((BUCKET, bucket))
+        columns.keys.append((name, value))
+        columns.facet_columns.append(name)
+        columns.facet_keys.append(compiler.item_key(facet))
+        columns.outputs.append(OutputColumn(columns.facet_keys[-1], decode))
+        if isinstance(facet.expr, ast.Cases) and facet.expr.otherwise is None:
+            columns.unmatched_cases.append(
+                exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null())))
+    columns.bucket = _bucket(compiler, query)
+    if columns.bucket is not None:
+        columns.keys.append((BUCKET, columns.bucket))
 
-    values: list[tuple[str, exp.Expression]] = []
     for item in query.select:
         key = compiler.item_key(item)
         for column in aggregates.columns(item.expr):
-            values.append((f"value_{len(values)}", column.sql))
-            outputs.append(OutputColumn(key, column.decode, column.part, column.empty))
-
-    statement = exp.select(*[exp.alias_(sql, name) for name, sql in keys + values])
-    statement = statement.from_(relation, copy=False)
-    if where is not None:
-        statement = statement.where(where, copy=False)
-    unmatched = [exp.Not(this=exp.Is(this=sql.copy(), expression=exp.Null()))
-                 for (name, sql) in keys if name in facet_columns
-                 and isinstance(query.facets[facet_columns.index(name)].expr, ast.Cases)
-                 and query.facets[facet_columns.index(name)].expr.otherwise is None]
-    if unmatched:
-        # FACET CASES without OR: rows that match no case are left out.
-        statement = statement.where(exp.and_(*unmatched), copy=False)
-    plan = Plan("aggregate", outputs, facet_keys, compare_ms=query.compare_ms)
-    if not keys:
-        return statement, plan
-
-    limit = query.limit if query.limit is not None else DEFAULT_FACET_LIMIT
-    grouped = [sql for _, sql in keys]
-    if not facet_columns:
-        order = [exp.Ordered(this=exp.column(name)) for name, _ in keys]
-        return statement.group_by(*grouped, copy=False).order_by(*order, copy=False), plan
-    rank = _rank_expression(compiler, aggregates, query)
-    if bucket is None and query.compare_ms is None:
-        statement = statement.select(exp.alias_(rank, RANK), copy=False)
-        statement = statement.group_by(*grouped, copy=False)
-        order = [exp.Ordered(this=exp.column(RANK), desc=True, nulls_first=False)]
-        order += [exp.Ordered(this=exp.column(name)) for name in facet_columns]
-        statement = statement.order_by(*order, copy=False).limit(limit, copy=False)
-        return (statement.offset(query.offset, copy=False) if query.offset else statement), plan
-    return _ranked(statement, keys, values, rank, facet_columns, bucket, limit), plan
+            columns.values.append((f"value_{len(columns.values)}", column.sql))
+            columns.outputs.append(OutputColumn(key, column.decode, column.part, column.empty))
+    return columns
 
 
 def _bucket(compiler: QueryCompiler, query: ast.Query) -> exp.Expression | None:
-    from trailguard.nrql.compiler import COMPARISON, WINDOW
-
     window = compiler.window
     if window.bucket_ms is None:
         return None
@@ -105,7 +122,7 @@ def _bucket(compiler: QueryCompiler, query: ast.Query) -> exp.Expression | None:
                                          compiler.params.bind(window.bucket_ms))
 
 
-def _rank_expression(compiler: QueryCompiler, aggregates: object,
+def _rank_expression(compiler: QueryCompiler, aggregates: AggregateCompiler,
                      query: ast.Query) -> exp.Expression:
     """What picks and orders facets: ORDER BY, else the first item, else the event count."""
     chosen = query.order_by[0][0] if query.order_by else query.select[0].expr
@@ -113,60 +130,61 @@ def _rank_expression(compiler: QueryCompiler, aggregates: object,
         raise compiler.expressions.unsupported(
             "FACET ... ORDER BY other than a descending aggregate", chosen)
     if query.order_by or (isinstance(chosen, ast.Call) and chosen.name in RANKING_FUNCTIONS):
-        columns = aggregates.columns(chosen)  # type: ignore[attr-defined]
-        return columns[0].sql
+        return aggregates.columns(chosen)[0].sql
     return exp.Count(this=exp.Star())
 
 
-def _ranked(statement: exp.Select, keys: list[tuple[str, exp.Expression]],
-            values: list[tuple[str, exp.Expression]], rank: exp.Expression,
-            facet_columns: list[str], bucket: exp.Expression | None, limit: int) -> exp.Select:
-    from trailguard.nrql.compiler import COMPARISON
-
-    grouped = [sql for _, sql in keys]
+def _with_totals(statement: exp.Select, columns: _Columns, rank: exp.Expression) -> exp.Select:
+    """Group by the keys; with TIMESERIES also by the keys without the bucket (the totals
+    that rank facets), marked by TOTAL = 1."""
     statement = statement.select(exp.alias_(rank, RANK), copy=False)
-    current = None
-    if any(name == COMPARISON for name, _ in keys):
-        current = exp.EQ(this=exp.column(COMPARISON), expression=exp.Literal.string("current"))
-    if bucket is not None:
-        totals = exp.Tuple(expressions=[sql.copy() for name, sql in keys if name != BUCKET])
-        everything = exp.Tuple(expressions=[sql.copy() for sql in grouped])
-        statement = statement.select(exp.alias_(
-            exp.Anonymous(this="GROUPING", expressions=[bucket.copy()]), TOTAL), copy=False)
-        statement.set("group", exp.Group(expressions=[
-            exp.GroupingSets(expressions=[totals, everything])]))
-    else:
-        statement = statement.group_by(*grouped, copy=False)
+    grouped = [sql for _, sql in columns.keys]
+    if columns.bucket is None:
+        return statement.group_by(*grouped, copy=False)
+    totals = exp.Tuple(expressions=[sql.copy() for name, sql in columns.keys if name != BUCKET])
+    everything = exp.Tuple(expressions=[sql.copy() for sql in grouped])
+    marker = exp.Anonymous(this="GROUPING", expressions=[columns.bucket.copy()])
+    statement = statement.select(exp.alias_(marker, TOTAL), copy=False)
+    statement.set("group", exp.Group(expressions=[
+        exp.GroupingSets(expressions=[totals, everything])]))
+    return statement
 
-    # The facet's rank is its total in the current window.
-    is_total = exp.EQ(this=exp.column(TOTAL), expression=exp.Literal.number(1)) \
-        if bucket is not None else None
-    picks = [test for test in (is_total, current) if test is not None]
+
+def _ranked(grouped: exp.Select, columns: _Columns, limit: int) -> exp.Select:
+    """Keep the `limit` facets with the highest current-window total, every row of each."""
+    timed = columns.bucket is not None
+    compared = any(name == COMPARISON for name, _ in columns.keys)
+    picks = []
+    if timed:
+        picks.append(exp.EQ(this=exp.column(TOTAL), expression=exp.Literal.number(1)))
+    if compared:
+        picks.append(exp.EQ(this=exp.column(COMPARISON),
+                            expression=exp.Literal.string("current")))
     facet_rank = exp.Max(this=exp.Case(ifs=[exp.If(this=exp.and_(*picks),
                                                    true=exp.column(RANK))]))
-    names = [name for name, _ in keys] + [name for name, _ in values]
-    partition = [exp.column(name) for name in facet_columns]
-    ranked = exp.select(*[exp.column(name) for name in names], *(
-        [exp.column(TOTAL)] if bucket is not None else []), exp.alias_(exp.Window(
-            this=facet_rank, partition_by=partition), FACET_RANK))
-    ranked = ranked.from_(statement.subquery("grouped", copy=False), copy=False)
+    names = [name for name, _ in columns.keys + columns.values]
+    carried = [exp.column(name) for name in names] + ([exp.column(TOTAL)] if timed else [])
+    partition = [exp.column(name) for name in columns.facet_columns]
+    ranked = exp.select(*carried, exp.alias_(exp.Window(this=facet_rank, partition_by=partition),
+                                             FACET_RANK))
+    ranked = ranked.from_(grouped.subquery("grouped", copy=False), copy=False)
 
     order = [exp.Ordered(this=exp.column(FACET_RANK), desc=True, nulls_first=False)]
-    order += [exp.Ordered(this=exp.column(name), nulls_first=False) for name in facet_columns]
+    order += [exp.Ordered(this=exp.column(name), nulls_first=False)
+              for name in columns.facet_columns]
     position = exp.Window(this=exp.Anonymous(this="DENSE_RANK", expressions=[]),
                           order=exp.Order(expressions=order))
-    numbered = exp.select(*[exp.column(name) for name in names], *(
-        [exp.column(TOTAL)] if bucket is not None else []), exp.alias_(position, POSITION))
+    numbered = exp.select(*[column.copy() for column in carried], exp.alias_(position, POSITION))
     numbered = numbered.from_(ranked.subquery("ranked", copy=False), copy=False)
 
     final = exp.select(*[exp.column(name) for name in names])
     final = final.from_(numbered.subquery("numbered", copy=False), copy=False)
-    kept = exp.LTE(this=exp.column(POSITION), expression=exp.Literal.number(limit))
-    final = final.where(kept, copy=False)
-    if bucket is not None:
-        per_bucket = exp.EQ(this=exp.column(TOTAL), expression=exp.Literal.number(0))
-        final = final.where(per_bucket, copy=False)
+    final = final.where(exp.LTE(this=exp.column(POSITION), expression=exp.Literal.number(limit)),
+                        copy=False)
+    if timed:
+        final = final.where(exp.EQ(this=exp.column(TOTAL), expression=exp.Literal.number(0)),
+                            copy=False)
     ordering = [exp.Ordered(this=exp.column(POSITION))]
-    ordering += [exp.Ordered(this=exp.column(name)) for name, _ in keys
-                 if name not in facet_columns]
+    ordering += [exp.Ordered(this=exp.column(name)) for name, _ in columns.keys
+                 if name not in columns.facet_columns]
     return final.order_by(*ordering, copy=False)

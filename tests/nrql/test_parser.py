@@ -111,8 +111,10 @@ def test_errors_name_position_and_token(nrql: str, message: str) -> None:
 
 
 @pytest.mark.parametrize(("nrql", "feature"), [
-    ("FROM (FROM Log SELECT count(*) FACET a) SELECT max(count)",
-     "nested aggregation (FROM a subquery)"),
+    ("FROM (FROM Log SELECT count(*) FACET a) SELECT max(count) COMPARE WITH 1 day ago",
+     "nested aggregation with COMPARE WITH"),
+    ("FROM (FROM Log SELECT a) SELECT count(*)",
+     "nested query over events (an inner query that does not aggregate)"),
     ("SELECT count(*) FROM Log TIMESERIES 5 minutes SLIDE BY AUTO", "SLIDE BY AUTO"),
     ("SELECT apdex(duration, t: 0.5) FROM Transaction", "function apdex()"),
     ("SELECT funnel(s, WHERE a = 1 AS 'x', WHERE b = 2 AS 'y') FROM PageView",

@@ -248,6 +248,35 @@ def test_compare_with_facet_picks_facets_from_current_window(synthetic: Any) -> 
          "count": 4}]
 
 
+NESTED = [
+    (("FROM (FROM InfrastructureEvent SELECT uniqueCount(sourceIPAddress) AS 'ips', "
+     "latest(eventName) FACET awsRegion) SELECT sum(ips) AS 'total', max(ips), count(*), "
+     "uniques(latest.eventName)"),
+     [{"total": 7, "max.ips": 3, "count": 3,
+       "uniques.latest.eventName": ["DeleteTrail", "GetObject", "StopLogging"]}]),
+    (("FROM (FROM InfrastructureEvent SELECT count(*) AS 'n' FACET awsRegion, eventName "
+     "LIMIT MAX) SELECT max(n) FACET awsRegion WHERE n > 1"),
+     [{"facet": "us-east-1", "awsRegion": "us-east-1", "max.n": 3}]),
+    (("FROM (FROM InfrastructureEvent SELECT count(*) AS 'n' FACET awsRegion "
+     "TIMESERIES 10 minutes) SELECT max(n) SINCE 1 hour ago"), [{"max.n": 3}]),
+    (("FROM (FROM InfrastructureEvent SELECT count(*) AS 'n' FACET awsRegion) SELECT sum(n) "
+     "SINCE 30 minutes ago UNTIL 10 minutes ago"), [{"sum.n": 0}]),
+]
+
+
+@pytest.mark.parametrize(("nrql", "expected"), NESTED)
+def test_nested_aggregation(synthetic: Any, nrql: str, expected: list[dict[str, Any]]) -> None:
+    assert results(synthetic, nrql) == expected
+
+
+def test_nested_aggregation_timeseries(synthetic: Any) -> None:
+    rows = results(synthetic, "FROM (FROM InfrastructureEvent SELECT count(*) AS 'n' FACET "
+                              "awsRegion) SELECT sum(n), max(n) SINCE 1 hour ago "
+                              "TIMESERIES 10 minutes")
+    assert [(row["sum.n"], row["max.n"]) for row in rows] == [
+        (5, 3), (5, 3), (0, None), (0, None), (0, None), (0, None)]
+
+
 WINDOWS = [
     ("SINCE 50 minutes ago UNTIL 48 minutes ago", 2),     # SINCE inclusive, UNTIL exclusive
     (f"SINCE {NOW_MS - 55 * 60_000}", 10),

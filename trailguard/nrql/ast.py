@@ -155,6 +155,7 @@ class Query:
     offset: int = 0
     order_by: list[tuple[Expr, bool]] = field(default_factory=list)  # (expr, descending)
     timezone: str | None = None
+    source: Query | None = None           # FROM (inner query): nested aggregation
     position: int = 0
 
 

@@ -12,6 +12,7 @@ from enum import Enum
 
 from sqlglot import exp
 
+from trailguard.errors import NrqlError
 from trailguard.nrql.dialects import SqlDialect
 from trailguard.nrql.params import Params
 from trailguard.store.schema import HOT_BY_ATTRIBUTE
@@ -82,3 +83,36 @@ class AttributeResolver:
         if hot is None:
             return json_missing
         return exp.and_(exp.Is(this=exp.column(hot.column), expression=exp.Null()), json_missing)
+
+
+class DerivedAttributes(AttributeResolver):
+    """Attributes of a nested aggregation's inner result: its facets and values by key."""
+
+    def __init__(self, dialect: SqlDialect, params: Params,
+                 columns: dict[str, tuple[str, Decode]]) -> None:
+        super().__init__(dialect, params)
+        self.columns = columns
+
+    def _column(self, name: str) -> tuple[exp.Expression, Decode]:
+        if name not in self.columns:
+            known = ", ".join(sorted(self.columns)) or "none"
+            raise NrqlError(f"the inner query has no result named '{name}' (it has: {known})")
+        column, decode = self.columns[name]
+        return exp.column(column), decode
+
+    def value(self, name: str) -> tuple[exp.Expression, Decode]:
+        return self._column(name)
+
+    def text(self, name: str) -> exp.Expression:
+        column, decode = self._column(name)
+        return self.dialect.to_text(column) if decode is Decode.PLAIN else \
+            self.dialect.json_scalar_text(column)
+
+    def number(self, name: str) -> exp.Expression:
+        return self.dialect.to_number(self._column(name)[0])
+
+    def boolean(self, name: str) -> exp.Expression:
+        return self.dialect.to_boolean(self._column(name)[0])
+
+    def is_missing(self, name: str) -> exp.Expression:
+        return exp.Is(this=self._column(name)[0], expression=exp.Null())

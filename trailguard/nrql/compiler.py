@@ -9,6 +9,7 @@ parameters; every other name in it is generated here.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +19,12 @@ from sqlglot import exp
 from trailguard.errors import NrqlError, NrqlUnsupportedError
 from trailguard.nrql import ast
 from trailguard.nrql.aggregates import AggregateCompiler, is_aggregate
-from trailguard.nrql.attributes import Decode
+from trailguard.nrql.attributes import Decode, DerivedAttributes
 from trailguard.nrql.dialects import SqlDialect, dialect_for
 from trailguard.nrql.expressions import ExpressionCompiler
 from trailguard.nrql.params import Params
 from trailguard.nrql.plan import OutputColumn, Plan
-from trailguard.nrql.shapes import COMPARISON, WINDOW, aggregate_statement
+from trailguard.nrql.shapes import BUCKET, COMPARISON, WINDOW, aggregate_statement
 from trailguard.nrql.timewindow import Window, query_window
 from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TABLE
 
@@ -78,11 +79,16 @@ class QueryCompiler:
                 raise self.error("this query aggregates, so every SELECT item must be an "
                                  "aggregate function such as count(*)", bad.position)
             statement, plan = aggregate_statement(self, query)
+        elif query.source is not None:
+            raise NrqlUnsupportedError("listing the rows of a nested query (aggregate them)",
+                                       self.source, query.position)
         else:
             statement, plan = self.event_statement(query)
         plan.begin_ms, plan.end_ms = self.window.begin_ms, self.window.end_ms
         plan.bucket_ms, plan.event_types = self.window.bucket_ms, list(query.event_types)
         plan.step_ms = self.window.step_ms
+        if query.timeseries is None:   # only an inner query was bucketed
+            plan.bucket_ms = plan.step_ms = None
         return statement, plan
 
     # -- filters --------------------------------------------------------------------------
@@ -101,6 +107,8 @@ class QueryCompiler:
     def source_relation(self, query: ast.Query) -> tuple[exp.Expression, exp.Expression | None]:
         """What aggregates read: `events` (plus its filter), or both COMPARE WITH windows."""
         begin, end = self.window.begin_ms, self.window.end_ms
+        if query.source is not None:
+            return self.nested_relation(query)
         if self.window.step_ms is not None:
             return self.sliding_windows(query), None
         if query.compare_ms is None:
@@ -113,6 +121,44 @@ class QueryCompiler:
         union = exp.union(windows[0], windows[1], distinct=False)
         return exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("windows"))), \
             None
+
+    def nested_relation(self, query: ast.Query) -> tuple[exp.Expression, exp.Expression | None]:
+        """FROM (inner aggregation): the inner result rows, attributes named by result key."""
+        inner = query.source
+        assert inner is not None
+        for clause, present in (
+                ("SLIDE BY", query.slide is not None or inner.slide is not None),
+                ("COMPARE WITH", query.compare_ms is not None or inner.compare_ms is not None),
+                ("a nested query inside a nested query", inner.source is not None)):
+            if present:
+                raise NrqlUnsupportedError(f"nested aggregation with {clause}", self.source,
+                                           query.position)
+        if not inner.facets and not any(is_aggregate(item.expr) for item in inner.select):
+            raise NrqlUnsupportedError("nested query over events (an inner query that does "
+                                       "not aggregate)", self.source, inner.position)
+        statement, plan = aggregate_statement(self, inner)
+        facet_count = len(plan.facet_keys)
+        # Inner columns get names of their own: ClickHouse would otherwise resolve an outer
+        # `value_0` to the outer alias of the same name.
+        renamed = [(f"facet_{index}", f"inner_facet_{index}") for index in range(facet_count)]
+        renamed += [(f"value_{index}", f"inner_value_{index}")
+                    for index in range(len(plan.outputs) - facet_count)]
+        columns: dict[str, tuple[str, Decode]] = {}
+        for (_, name), output in zip(renamed, plan.outputs):
+            if output.part is None:   # percentiles and histograms are not single values
+                columns.setdefault(output.key, (name, output.decode))
+        self.expressions.attributes = DerivedAttributes(self.dialect, self.params, columns)
+
+        # latest()/earliest() over inner rows order them by bucket (when bucketed).
+        order = exp.column(BUCKET) if self.window.bucket_ms else exp.Literal.number(0)
+        selections = [exp.alias_(exp.column(old), new) for old, new in renamed]
+        selections.append(exp.alias_(order, "timestamp"))
+        if self.window.bucket_ms:
+            selections.append(exp.column(BUCKET))
+        rows = exp.select(*selections).from_(statement.subquery("inner_rows", copy=False),
+                                             copy=False)
+        where = self.expressions.condition(query.where) if query.where is not None else None
+        return rows.subquery("nested", copy=False), where
 
     def sliding_windows(self, query: ast.Query) -> exp.Expression:
         """SLIDE BY: each event once per overlapping window it falls in (column WINDOW)."""
@@ -216,6 +262,11 @@ class QueryCompiler:
         """The result key New Relic uses for an unlabelled item (`count`, `average.x`)."""
         if isinstance(expr, ast.Attribute):
             return expr.name
+        if isinstance(expr, ast.Call) and expr.name == "capture" and len(expr.args) > 1 \
+                and isinstance(expr.args[1], ast.Literal) and isinstance(expr.args[1].value, str):
+            group = re.search(r"\(\?P<(\w+)>", expr.args[1].value)
+            if group:   # a capture is named after its group: FACET capture(m, '(?P<id>.*)')
+                return group.group(1)
         if isinstance(expr, ast.Call):
             name = CANONICAL.get(expr.name, expr.spelling)
             if not expr.args or isinstance(expr.args[0], ast.Star):

@@ -47,6 +47,10 @@ class SqlDialect:
         """The attribute as a string, NULL when absent."""
         return _call("json_extract_string", exp.column(ATTRS_COLUMN), path)
 
+    def json_scalar_text(self, value: exp.Expression) -> exp.Expression:
+        """A JSON value (as `json_value` returns it) as plain text: '"abc"' -> abc."""
+        return _call("json_extract_string", value, exp.Literal.string("$"))
+
     def json_path(self, attribute: str) -> str:
         """The JSON path of a flat attribute name (bound as a parameter, never pasted)."""
         return '$."' + attribute.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -146,6 +150,12 @@ class ClickHouseDialect(SqlDialect):
         text = exp.If(this=is_string, true=_call("JSONExtractString", attrs, path),
                       false=_call("JSONExtractRaw", attrs, path))
         return exp.If(this=_call("JSONHas", attrs, path), true=text, false=exp.Null())
+
+    def json_scalar_text(self, value: exp.Expression) -> exp.Expression:
+        is_string = exp.EQ(this=_call("JSONType", value),
+                           expression=exp.Literal.string("String"))
+        return exp.If(this=is_string, true=_call("JSONExtractString", value.copy()),
+                      false=value.copy())
 
     def json_path(self, attribute: str) -> str:
         return attribute  # JSONExtract* take a key, not a path: dots are part of the name

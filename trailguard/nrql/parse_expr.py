@@ -234,6 +234,7 @@ class ExpressionParser:
             if self.current.is_word("select", "from"):
                 raise self.unsupported("subquery as a value")
             inner = self.parse_or(juxtapose=True)
+            self.parse_alias()   # `(latest(x) as 'label')` ships in dashboards; ignored
             self.expect_symbol(")")
             return inner
         if token.kind is Kind.NAME:

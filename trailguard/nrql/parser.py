@@ -57,7 +57,12 @@ class _Parser(ExpressionParser):
                 if event_types is not None:
                     raise self.error("FROM appears twice")
                 self.advance()
-                event_types = self.parse_event_types()
+                if self.accept_symbol("("):
+                    query.source = self.parse_subquery()   # nested aggregation
+                    self.expect_symbol(")")
+                    event_types = list(query.source.event_types)
+                else:
+                    event_types = self.parse_event_types()
             elif token.is_word("show"):
                 raise self.unsupported("SHOW EVENT TYPES")
             elif token.is_word("with") and (select is None or event_types is None):
@@ -99,7 +104,7 @@ class _Parser(ExpressionParser):
     def parse_event_type(self) -> str:
         token = self.current
         if token.kind is Kind.SYMBOL and token.text == "(":
-            raise self.unsupported("nested aggregation (FROM a subquery)")
+            raise self.unsupported("a nested query beside other event types in FROM")
         if token.kind in (Kind.NAME, Kind.QUOTED_NAME) and not (
                 token.kind is Kind.NAME and token.text.lower() in CLAUSE_WORDS):
             self.advance()

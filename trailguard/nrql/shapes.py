@@ -106,6 +106,9 @@ def _columns(compiler: QueryCompiler, aggregates: AggregateCompiler,
 
 
 def _bucket(compiler: QueryCompiler, query: ast.Query) -> exp.Expression | None:
+    if query.source is not None:
+        # Over a nested query: its rows carry their bucket when the outer query has one.
+        return exp.column(BUCKET) if query.timeseries is not None else None
     window = compiler.window
     if window.bucket_ms is None:
         return None

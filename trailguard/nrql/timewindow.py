@@ -152,6 +152,9 @@ def bucket_width(setting: int | str, span_ms: int) -> int:
 def query_window(query: ast.Query, now_ms: int, source: str) -> Window:
     """SINCE/UNTIL resolved (default: the last hour), with the TIMESERIES width if any.
 
+    In a nested aggregation the outer query's range is the only one, and a TIMESERIES
+    at either level buckets the inner query.
+
     Limitation: buckets start at the window's begin; New Relic may snap the start to
     a whole bucket, so the first bucket's edges can differ from its charts.
     """
@@ -163,9 +166,12 @@ def query_window(query: ast.Query, now_ms: int, source: str) -> Window:
         begin_ms = end_ms - DEFAULT_WINDOW_MS
     if begin_ms >= end_ms:
         raise NrqlError("SINCE must be earlier than UNTIL", source, query.position)
-    if query.timeseries is None:
+    setting = query.timeseries
+    if setting is None and query.source is not None:
+        setting = query.source.timeseries
+    if setting is None:
         return Window(begin_ms, end_ms)
-    width = bucket_width(query.timeseries, end_ms - begin_ms)
+    width = bucket_width(setting, end_ms - begin_ms)
     step = None
     if query.slide is not None:
         if not isinstance(query.slide, int):

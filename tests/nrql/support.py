@@ -74,13 +74,25 @@ class ChdbStore:
 
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
         self._session.query(f"USE {self.database}")
-        result = self._session.query(sql, "JSONCompact", params=params)
+        result = self._session.query(sql, "JSONCompact", params={
+            name: _escaped(value) for name, value in params.items()})
         body = json.loads(result.bytes() or b'{"meta": [], "data": []}')
         return QueryResult([column["name"] for column in body["meta"]],
                            [tuple(row) for row in body["data"]])
 
     def close(self) -> None:
         self._session.query(f"DROP DATABASE IF EXISTS {self.database}")
+
+
+def _escaped(value: Any) -> Any:
+    """ClickHouse reads text query parameters in its escaped format (as clickhouse-connect
+    also sends them): backslashes and control characters must be escaped."""
+    if not isinstance(value, str):
+        return value
+    for plain, escaped in (("\\", "\\\\"), ("\n", "\\n"), ("\t", "\\t"), ("\r", "\\r"),
+                           ("\0", "\\0"), ("\b", "\\b"), ("\f", "\\f")):
+        value = value.replace(plain, escaped)
+    return value
 
 
 def _clickhouse_type(sql_type: str) -> str:

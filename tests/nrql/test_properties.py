@@ -50,7 +50,8 @@ aggregates = st.one_of(
 )
 tails = st.sampled_from(["", " TIMESERIES", " TIMESERIES 5 minutes", " SINCE 1 day ago",
                          " COMPARE WITH 1 day ago", " LIMIT MAX", " SINCE today",
-                         " SINCE 2 hours ago UNTIL 1 hour ago TIMESERIES MAX"])
+                         " SINCE 2 hours ago UNTIL 1 hour ago TIMESERIES MAX",
+                         " TIMESERIES 10 minutes SLIDE BY 5 minutes"])
 
 
 @st.composite
@@ -65,7 +66,13 @@ def queries(draw: st.DrawFn) -> str:
     elif draw(st.booleans()):
         case = draw(conditions)
         query += f" FACET CASES (WHERE {case} AS 'one')"
-    return query + draw(tails)
+    query += draw(tails)
+    if draw(st.booleans()):
+        # Nested aggregation over the generated query, reading one of its result keys.
+        outer = draw(st.sampled_from(["count(*)", "sum(count)", "max(`uniqueCount.eventName`)",
+                                      "latest(facet)"]))
+        query = f"FROM ({query}) SELECT {outer}" + draw(st.sampled_from(["", " TIMESERIES"]))
+    return query
 
 
 def tables_read(sql: str, dialect: str) -> set[str]:
@@ -120,11 +127,11 @@ def test_generated_queries_read_only_events_and_bind_user_text(nrql: str, dialec
 
 @SETTINGS
 @given(st.one_of(queries(), st.lists(st.sampled_from(WORDS), max_size=14).map(" ".join)))
-def test_generated_queries_run_or_raise_nrql_errors(duck_synthetic: Any, nrql: str) -> None:
-    # Regex patterns, types and time ranges are checked when compiling, so the store
-    # never rejects a statement NRQL produced.
+def test_generated_queries_run_or_raise_nrql_errors(synthetic: Any, nrql: str) -> None:
+    # Regex patterns, types and time ranges are checked when compiling, so neither
+    # backend rejects a statement NRQL produced.
     try:
-        answer = run_nrql(duck_synthetic, nrql.replace("FROM Log", "FROM InfrastructureEvent"),
+        answer = run_nrql(synthetic, nrql.replace("FROM Log", "FROM InfrastructureEvent"),
                           NOW)
     except NrqlError:
         return

@@ -90,6 +90,7 @@ CONDITIONS = [
     ("provider = 'CloudTrail' `eventName` = 'GetObject'", 3),
     ("awsRegion = 'us-east-1' WHERE eventName = 'ConsoleLogin'", 3),
     ("eventName = 'consolelogin'", 0),              # = is case-sensitive
+    ("requestID IN ('x\\\\y', 'line\\nbreak', 'Req-05')", 1),  # escapes reach SQL intact
     ("api.response.error != 'null'", 0),            # missing attributes never compare
     (("sourceIPAddress IN (FROM InfrastructureEvent SELECT uniques(sourceIPAddress) "
       "WHERE errorCode IS NOT NULL)"), 5),

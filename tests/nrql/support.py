@@ -20,7 +20,7 @@ MINUTE = 60_000
 
 
 def shared_path(*parts: str) -> Path:
-    """A file under /work/shared; skips the test when the shared folder is absent."""
+    """A file under ../shared (beside the repo); skips the test when the shared folder is absent."""
     path = SHARED.joinpath(*parts)
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared corpus/samples sit beside the repo)")

@@ -38,7 +38,7 @@ def serve(config: Config, demo: bool = False) -> None:
         if demo:
             _fill_demo(store)
         _announce(config, generated)
-        app = create_app(config, store)
+        app = create_app(config, store, alerts=alerts)
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; with the
         # default action that kills the process before `finally` closes (checkpoints) the
         # store. Turning it into SystemExit lets the cleanup below run.

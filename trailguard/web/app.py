@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -17,17 +18,25 @@ from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
 from trailguard.store.retention import RetentionJob
 from trailguard.store.writer import GroupCommitWriter
+from trailguard.web import alerts_api, sources_api
 from trailguard.web.query_api import nrql_endpoint
 from trailguard.web.receivers import firehose_endpoint, log_api_endpoint
 from trailguard.web.state import AppState
+
+if TYPE_CHECKING:
+    from trailguard.alerts.service import AlertService
 
 
 async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok", "version": __version__})
 
 
-def create_app(config: Config, store: EventStore) -> Starlette:
-    """The ASGI app serving `store` with the keys and limits in `config`."""
+def create_app(config: Config, store: EventStore,
+               alerts: AlertService | None = None) -> Starlette:
+    """The ASGI app serving `store` with the keys and limits in `config`.
+
+    `alerts` is the running alert service, if any, that the alerts API manages.
+    """
     writer = GroupCommitWriter(store, max_queued_events=config.ingest_queue_events)
 
     retention = RetentionJob(store, config.retention_days)
@@ -44,8 +53,10 @@ def create_app(config: Config, store: EventStore) -> Starlette:
         Route("/log/v1", log_api_endpoint, methods=["POST"]),
         Route("/api/v1/nrql", nrql_endpoint, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
+        *alerts_api.routes(),
+        *sources_api.routes(),
     ])
     limits = Limits(max_body_bytes=config.max_body_bytes,
                     max_inflated_bytes=config.max_inflated_bytes)
-    app.state.trailguard = AppState(config, store, limits, writer)
+    app.state.trailguard = AppState(config, store, limits, writer, alerts=alerts)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import anyio
 
@@ -11,6 +12,9 @@ from trailguard.config import Config
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
 from trailguard.store.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    from trailguard.alerts.service import AlertService
 
 
 @dataclass(slots=True)
@@ -23,3 +27,4 @@ class AppState:
     # once than cores would only raise peak memory (the GIL serialises them anyway).
     decode_slots: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(max(2, os.cpu_count() or 2)))
+    alerts: AlertService | None = None

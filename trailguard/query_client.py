@@ -24,7 +24,7 @@ def run_query_command(args: argparse.Namespace, config: Config | None) -> int:
     if args.explain:
         from trailguard.nrql import compile_nrql
 
-        # `--dialect clickhouse` shows the ClickHouse SQL (the flag is optional in cli.py).
+        # Callers that build their own Namespace may leave the dialect out.
         compiled = compile_nrql(args.nrql, getattr(args, "dialect", None) or "duckdb")
         print(compiled.sql)
         if compiled.params:

@@ -63,6 +63,8 @@ def _build_parser() -> argparse.ArgumentParser:
     where.add_argument("--url", help="ask a running server, e.g. http://127.0.0.1:8080")
     query.add_argument("--format", choices=("table", "json", "csv"), default="table")
     query.add_argument("--explain", action="store_true", help="print the SQL, do not run it")
+    query.add_argument("--dialect", choices=("duckdb", "clickhouse"), default="duckdb",
+                       help="with --explain: the SQL dialect to print (default: duckdb)")
     query.add_argument("--insecure", action="store_true",
                        help="with --url https://: accept a self-signed certificate")
     query.add_argument("nrql", metavar="NRQL")

@@ -81,9 +81,9 @@ def test_bl09_digest_and_empty_files_are_skipped_quietly(
     assert count(store, "a_provider = 'CloudTrail'") == 2
     assert Checkpoints(tmp_path / "data").get(
         f"trail-files|{bucket}|AWSLogs/111122223333/CloudTrail/us-east-1/") == {
-        "day": "2023/11/14", "read": [
-            f"{DAY}/111122223333_CloudTrail_us-east-1_20231114T2200Z_abc.json.gz",
-            f"{DAY}/111122223333_CloudTrail_us-east-1_20231114T2205Z_empty.json.gz"]}
+        "days": {"2023/11/14": [
+            "111122223333_CloudTrail_us-east-1_20231114T2200Z_abc.json.gz",
+            "111122223333_CloudTrail_us-east-1_20231114T2205Z_empty.json.gz"]}}
     ours = {(r.levelname, r.getMessage()) for r in caplog.records if r.name.startswith("trail")}
     assert ours == {("INFO", "trail files read")}
 

@@ -1,4 +1,5 @@
-"""Credentials and regions the AWS way: default chain, named profiles, AssumeRole.
+"""Credentials and regions the AWS way: default chain, named profiles, AssumeRole
+(renewed before it expires).
 
 Clients are built with botocore's own retries switched off: the pollers pace calls
 and back off themselves, so that a throttled page resumes with the same NextToken
@@ -11,10 +12,17 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import BotoCoreError, ClientError
 
 from trailguard.errors import SourceError
@@ -24,6 +32,8 @@ from trailguard.sources.settings import ALL_REGIONS, AccountSource
 log = logging.getLogger("trailguard.sources.aws")
 
 SESSION_NAME = "trailguard"
+ROLE_SESSION_SECONDS = 3600  # the longest STS allows when the caller is itself a role
+Clock = Callable[[], datetime]
 THROTTLE_CODES = frozenset({"ThrottlingException", "Throttling", "TooManyRequestsException",
                             "RequestLimitExceeded", "SlowDown"})
 _CLIENT_CONFIG = BotoConfig(retries={"total_max_attempts": 1, "mode": "standard"},
@@ -45,12 +55,20 @@ class AccountSession:
         return self.session.client(service, region_name=region, config=_CLIENT_CONFIG)
 
 
-def open_account(account: AccountSource) -> AccountSession:
-    """Credentials, account id and region list for `account`; `SourceError` on failure."""
+def utc_now() -> datetime:
+    """The wall clock, timezone-aware (botocore compares it with expiry times)."""
+    return datetime.now(UTC)
+
+
+def open_account(account: AccountSource, clock: Clock = utc_now) -> AccountSession:
+    """Credentials, account id and region list for `account`; `SourceError` on failure.
+
+    `clock` is when assumed-role credentials count as expiring (tests move it).
+    """
     try:
         session = _base_session(account)
         if account.role_arn:
-            session = _assume_role(session, account)
+            session = _assume_role(session, account, clock)
         account_id = account.account_id or _caller_account(session, account.home_region)
         regions = _regions(session, account)
     except (BotoCoreError, ClientError) as exc:
@@ -66,18 +84,51 @@ def _base_session(account: AccountSource) -> boto3.Session:
     return boto3.Session()
 
 
-def _assume_role(base: boto3.Session, account: AccountSource) -> boto3.Session:
-    """Temporary credentials for the member-account role (valid one hour, one poll run)."""
+def _assume_role(base: boto3.Session, account: AccountSource, clock: Clock) -> boto3.Session:
+    """A session whose role credentials renew themselves before they expire.
+
+    One AssumeRole lasts an hour, and a first backfill can run for many: botocore's
+    refreshable credentials call `fetch` again once less than 15 minutes remain
+    (every client made from the session signs with the fresh ones). The first
+    AssumeRole happens here, so a wrong role or external id fails as a credentials
+    error of the account, not as an error of whichever source runs first.
+    """
     sts = base.client("sts", region_name=account.home_region, config=_CLIENT_CONFIG)
     request: dict[str, Any] = {"RoleArn": account.role_arn, "RoleSessionName": SESSION_NAME,
-                               "DurationSeconds": 3600}
+                               "DurationSeconds": ROLE_SESSION_SECONDS}
     if account.external_id:
         request["ExternalId"] = account.external_id
-    credentials = sts.assume_role(**request)["Credentials"]
-    log_fields(log, logging.INFO, "assumed role", account=account.name, role=account.role_arn)
-    return boto3.Session(aws_access_key_id=credentials["AccessKeyId"],
-                         aws_secret_access_key=credentials["SecretAccessKey"],
-                         aws_session_token=credentials["SessionToken"])
+
+    def fetch() -> dict[str, str]:
+        # Expiry on our own clock, measured from before the call: STS's `Expiration` is
+        # on AWS's clock, and a local clock minutes off would renew too late.
+        expires = clock() + timedelta(seconds=ROLE_SESSION_SECONDS)
+        credentials = sts.assume_role(**request)["Credentials"]
+        log_fields(log, logging.INFO, "assumed role", account=account.name,
+                   role=account.role_arn, expires=expires.isoformat())
+        return {"access_key": credentials["AccessKeyId"],
+                "secret_key": credentials["SecretAccessKey"],
+                "token": credentials["SessionToken"], "expiry_time": expires.isoformat()}
+
+    refreshing = DeferredRefreshableCredentials(fetch, "trailguard-assume-role", clock)
+    refreshing.get_frozen_credentials()
+    botocore_session = botocore.session.Session()
+    botocore_session.register_component("credential_provider",
+                                        CredentialResolver([_Fixed(refreshing)]))
+    return boto3.Session(botocore_session=botocore_session)
+
+
+class _Fixed(CredentialProvider):
+    """Hands botocore the one refreshable credentials object of an assumed role."""
+
+    METHOD = "trailguard-assume-role"
+
+    def __init__(self, credentials: DeferredRefreshableCredentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return self._credentials
 
 
 def _caller_account(session: boto3.Session, region: str) -> str:

@@ -20,7 +20,7 @@ from trailguard.sources.aws import AccountSession, Pacer
 from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
 from trailguard.sources.lookup_events import PollResult, Progress, now_ms
 from trailguard.sources.settings import FindingsSource
-from trailguard.store.base import EventStore
+from trailguard.sources.sink import EventSink
 
 log = logging.getLogger("trailguard.sources.guardduty")
 
@@ -33,7 +33,7 @@ REREAD_MS = 5 * 60_000
 class FindingsPoller:
     """Pulls findings updated since the last run, per account, region and detector."""
 
-    def __init__(self, store: EventStore, checkpoints: Checkpoints, pacer: Pacer,
+    def __init__(self, store: EventSink, checkpoints: Checkpoints, pacer: Pacer,
                  settings: FindingsSource, clock_ms: Callable[[], int] = now_ms) -> None:
         self.store = store
         self.checkpoints = checkpoints
@@ -78,10 +78,7 @@ class FindingsPoller:
         while True:
             page = self.pacer.call(pace_key, lambda: client.list_findings(**request))
             events = self._findings(client, pace_key, detector_id, page.get("FindingIds", []))
-            written = self.store.write(events)
-            result.stored += written.stored
-            result.duplicates += written.duplicates
-            result.pages += 1
+            result.add_page(events, self.store.write(events))
             newest = max([newest] + [event.timestamp for event in events])
             self.checkpoints.save(key, {"updated_since": newest})
             if progress:

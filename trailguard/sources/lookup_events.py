@@ -26,7 +26,8 @@ from trailguard.logs import log_fields
 from trailguard.sources.aws import AccountSession, Pacer, error_code
 from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
 from trailguard.sources.settings import MAX_BACKFILL_MS, LookupEventsSource
-from trailguard.store.base import EventStore
+from trailguard.sources.sink import EventSink
+from trailguard.store.base import WriteResult
 
 log = logging.getLogger("trailguard.sources.lookup_events")
 
@@ -43,6 +44,16 @@ class PollResult:
     duplicates: int = 0
     pages: int = 0
     unreadable: int = 0
+    newest_ms: int | None = None  # the latest event time read (stored or not): the lag
+
+    def add_page(self, events: list[Event], written: WriteResult) -> None:
+        """Count one committed page of `events`."""
+        self.stored += written.stored
+        self.duplicates += written.duplicates
+        self.pages += 1
+        if events:
+            newest = max(event.timestamp for event in events)
+            self.newest_ms = newest if self.newest_ms is None else max(self.newest_ms, newest)
 
 
 def now_ms() -> int:
@@ -53,7 +64,7 @@ def now_ms() -> int:
 class LookupEventsPoller:
     """Polls LookupEvents into the store, checkpointing per account and region."""
 
-    def __init__(self, store: EventStore, checkpoints: Checkpoints, pacer: Pacer,
+    def __init__(self, store: EventSink, checkpoints: Checkpoints, pacer: Pacer,
                  settings: LookupEventsSource, clock_ms: Callable[[], int] = now_ms) -> None:
         self.store = store
         self.checkpoints = checkpoints
@@ -110,10 +121,7 @@ class LookupEventsPoller:
         while True:
             page = self._page(client, pace_key, window)
             events = self._events(page, result)
-            written = self.store.write(events)
-            result.stored += written.stored
-            result.duplicates += written.duplicates
-            result.pages += 1
+            result.add_page(events, self.store.write(events))
 
             window["next_token"] = page.get("NextToken") or None
             if window["next_token"] is None:

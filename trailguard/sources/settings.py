@@ -16,6 +16,8 @@ from trailguard.errors import ConfigError
 
 MAX_BACKFILL_MS = 90 * 24 * 3600 * 1000  # LookupEvents keeps 90 days; so does the poller
 ALL_REGIONS = "all"
+MIN_INTERVAL_MS = 1000
+MAX_LOOKBACK_DAYS = 31
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 
@@ -51,6 +53,9 @@ class TrailBucketSource:
     prefix: str = ""
     bucket_region: str = "us-east-1"
     queue_url: str | None = None
+    # Day folders before the newest one listed again, for files CloudTrail delivers
+    # into a day that has already begun a later folder (e.g. just after midnight).
+    lookback_days: int = 1
 
 
 @dataclass(slots=True)
@@ -69,7 +74,7 @@ class SourcesConfig:
     cloudtrail_api: LookupEventsSource = field(default_factory=LookupEventsSource)
     cloudtrail_buckets: list[TrailBucketSource] = field(default_factory=list)
     guardduty: FindingsSource = field(default_factory=FindingsSource)
-    interval_ms: int = 5 * 60_000
+    interval_ms: int = 5 * 60_000  # between poll starts: `poll` and `serve`
 
     def account(self, name: str) -> AccountSource:
         """The account called `name`; `ConfigError` when there is none."""
@@ -106,7 +111,7 @@ def parse_sources(raw: Any) -> SourcesConfig:
         cloudtrail_buckets=[_bucket(item, index)
                             for index, item in enumerate(raw.get("cloudtrail_buckets") or [])],
         guardduty=_findings(raw.get("guardduty") or {}),
-        interval_ms=parse_duration_ms(raw.get("interval", "5m"), "interval"),
+        interval_ms=_interval(raw.get("interval", "5m")),
     )
     for bucket in config.cloudtrail_buckets:
         config.account(bucket.account)
@@ -114,6 +119,14 @@ def parse_sources(raw: Any) -> SourcesConfig:
     if len(set(names)) != len(names):
         raise ConfigError(f"sources.accounts: names must be unique, got {names}")
     return config
+
+
+def _interval(raw: Any) -> int:
+    interval = parse_duration_ms(raw, "interval")
+    if interval < MIN_INTERVAL_MS:
+        raise ConfigError(f"sources.interval must be at least 1s, not {raw!r} (AWS allows "
+                          "2 LookupEvents calls per second; 5m is a good default)")
+    return interval
 
 
 def _account(raw: Any, index: int) -> AccountSource:
@@ -154,7 +167,8 @@ def _lookup_events(raw: Any) -> LookupEventsSource:
 def _bucket(raw: Any, index: int) -> TrailBucketSource:
     where = f"sources.cloudtrail_buckets[{index}]"
     _require_mapping(raw, where)
-    _reject_unknown(raw, {"bucket", "account", "prefix", "bucket_region", "queue_url"}, where)
+    _reject_unknown(raw, {"bucket", "account", "prefix", "bucket_region", "queue_url",
+                          "lookback_days"}, where)
     if not raw.get("bucket") or not raw.get("account"):
         raise ConfigError(f"{where}: needs bucket and account (the name of an account entry "
                           "whose credentials can read it)")
@@ -164,7 +178,15 @@ def _bucket(raw: Any, index: int) -> TrailBucketSource:
     return TrailBucketSource(
         bucket=str(raw["bucket"]), account=str(raw["account"]), prefix=prefix,
         bucket_region=str(raw.get("bucket_region", "us-east-1")),
-        queue_url=_optional_str(raw.get("queue_url")))
+        queue_url=_optional_str(raw.get("queue_url")),
+        lookback_days=_lookback_days(raw.get("lookback_days", 1), where))
+
+
+def _lookback_days(raw: Any, where: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= MAX_LOOKBACK_DAYS:
+        raise ConfigError(f"{where}.lookback_days must be a whole number of days from 0 to "
+                          f"{MAX_LOOKBACK_DAYS}, not {raw!r}")
+    return raw
 
 
 def _findings(raw: Any) -> FindingsSource:

@@ -7,9 +7,10 @@ no events and are never read.
 
 Progress is kept per region folder (bucket, prefix, account, kind, region), never one
 marker for the whole bucket, so a new file in one region is not hidden by a later key
-in another (field case BL-22). Inside a folder the checkpoint is the current day and
-the files of that day already read: each poll lists from the start of that day, so a
-file delivered late with a name that sorts earlier in the day is still read once.
+in another (field case BL-22). Inside a folder the checkpoint is the files already read
+in the newest day folder and `lookback_days` before it (`folder_progress`): each poll
+lists from the start of those days, so a file delivered late, into the same day or an
+earlier one, is still read, and read once.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from trailguard.ingest.documents import cloudtrail_event
 from trailguard.logs import log_fields
 from trailguard.sources.aws import AccountSession, error_code
 from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
+from trailguard.sources.folder_progress import FolderProgress, split_day
 from trailguard.sources.lookup_events import PollResult, Progress, now_ms
 from trailguard.sources.settings import TrailBucketSource
-from trailguard.store.base import EventStore
+from trailguard.sources.sink import EventSink
 
 log = logging.getLogger("trailguard.sources.trail_files")
 
@@ -51,7 +53,7 @@ class RegionFolder:
 class TrailFileReader:
     """Reads new CloudTrail files of one bucket into the store."""
 
-    def __init__(self, store: EventStore, checkpoints: Checkpoints) -> None:
+    def __init__(self, store: EventSink, checkpoints: Checkpoints) -> None:
         self.store = store
         self.checkpoints = checkpoints
 
@@ -76,20 +78,18 @@ class TrailFileReader:
     def _read_folder(self, s3: Any, source: TrailBucketSource, folder: RegionFolder,
                      result: PollResult) -> None:
         key = checkpoint_key("trail-files", source.bucket, folder.prefix)
-        state = self.checkpoints.get(key) or {"day": None, "read": []}
-        start_after = f"{folder.prefix}{state['day']}/" if state["day"] else ""
-        already = set(state["read"])
+        progress = FolderProgress.load(self.checkpoints.get(key), source.lookback_days)
+        first_day = progress.first_day()
+        start_after = f"{folder.prefix}{first_day}/" if first_day else ""
         for object_key in _keys(s3, source.bucket, folder.prefix, start_after):
-            if object_key in already:
+            # CloudTrail writes only `YYYY/MM/DD/<file>` here; anything else is not a trail
+            # file and would break the day arithmetic.
+            day_and_name = split_day(object_key[len(folder.prefix):])
+            if day_and_name is None or progress.has_read(*day_and_name):
                 continue
             self._read_object(s3, source.bucket, object_key, result)
-            day = "/".join(object_key[len(folder.prefix):].split("/")[:3])
-            if day != state["day"]:
-                state = {"day": day, "read": []}
-                already = set()
-            state["read"].append(object_key)
-            already.add(object_key)
-            self.checkpoints.save(key, state)
+            progress.mark_read(*day_and_name)
+            self.checkpoints.save(key, progress.to_json())
 
     def _read_object(self, s3: Any, bucket: str, object_key: str, result: PollResult) -> None:
         raw = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()
@@ -97,10 +97,7 @@ class TrailFileReader:
         if events is None:
             result.unreadable += 1
             return
-        written = self.store.write(events)
-        result.stored += written.stored
-        result.duplicates += written.duplicates
-        result.pages += 1
+        result.add_page(events, self.store.write(events))
 
     def _drain_queue(self, s3: Any, sqs: Any, queue_url: str, result: PollResult) -> None:
         while True:

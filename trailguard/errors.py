@@ -21,6 +21,10 @@ class IngestError(TrailguardError):
         if status is not None:
             self.status = status
 
+    def __reduce__(self) -> tuple[type[IngestError], tuple[str, int]]:
+        # Keeps `status` when the error crosses from a decode worker process.
+        return (type(self), (str(self), self.status))
+
 
 class StoreError(TrailguardError):
     """The event store could not be opened or written."""
@@ -65,3 +69,11 @@ class SourceError(TrailguardError):
 
 class AlertError(TrailguardError):
     """An alert condition, policy, destination or workflow is invalid, or a delivery failed."""
+
+
+class AlertNotFoundError(AlertError):
+    """No alert condition, policy, destination or incident has the id asked for."""
+
+
+class AlertConflictError(AlertError):
+    """The change contradicts the current state (read-only, in use, already closed)."""

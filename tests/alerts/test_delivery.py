@@ -118,7 +118,8 @@ def test_wrong_smtp_password_fails_without_retry_and_without_logging_it(
     assert "not-the-password-xyz" not in "\n".join(lines)
     assert [line.split(" msg=")[1] for line in lines if "giving up" in line] == [
         ('"notification failed, giving up" error="SMTP authentication failed (535)" '
-        "notification=1 incident=1 event=opened destination=mail attempt=1 type=email")]
+         f"notification={item.notification_id} incident=1 event=opened destination=mail "
+         "attempt=1 type=email")]
 
 
 def test_retries_with_backoff_then_sends_once(tmp_path, http_receiver, monkeypatch, caplog):
@@ -179,3 +180,74 @@ def test_the_same_notification_is_queued_once(tmp_path):
     assert store.enqueue(incident.id, "closed", ["hook", "hook"], T0) == 1
     assert [(i.event, i.destination) for i in store.outbox()] == [("opened", "hook"),
                                                                   ("closed", "hook")]
+
+
+class _Crash(BaseException):
+    """The process dying right after the receiver accepted, before the row is marked sent."""
+
+
+def test_a_replay_after_a_crash_carries_the_same_notification_id(tmp_path, http_receiver,
+                                                                 monkeypatch):
+    monkeypatch.setenv("TG_HOOK", f"{http_receiver.url}/hook")
+    monkeypatch.setenv("TG_PD_KEY", "pd-routing-key-1234")
+    config = _config([Destination("hook", "webhook", {"url_env": "TG_HOOK"}),
+                      Destination("pd", "pagerduty", {"routing_key_env": "TG_PD_KEY",
+                                                      "events_url": f"{http_receiver.url}/pd"})])
+    store = IncidentStore(tmp_path / ALERTS_FILE)
+    _open(store, config)
+    ids = {item.destination: item.notification_id for item in store.outbox()}
+
+    def crash(*args: object, **kwargs: object) -> None:
+        raise _Crash
+
+    with monkeypatch.context() as patched, pytest.raises(_Crash):
+        patched.setattr(store, "mark_attempt", crash)
+        Deliverer(store, config, clock=lambda: T0).deliver_due()
+    store.close()
+
+    restarted = IncidentStore(tmp_path / ALERTS_FILE)
+    assert Deliverer(restarted, config, clock=lambda: T0 + 1_000).deliver_due() == 2
+    requests = http_receiver.wait_for(3)
+    assert [(path, headers["X-Trailguard-Notification-Id"], body.get("notification_id"))
+            for path, body, headers in requests] == [
+        ("/hook", ids["hook"], ids["hook"]),         # accepted, then the crash
+        ("/hook", ids["hook"], ids["hook"]),         # the replay: same id, receiver drops it
+        ("/pd", ids["pd"], None)]                    # PagerDuty: header and dedup_key
+    assert requests[0][1] == requests[1][1]
+    assert len({ids["hook"], ids["pd"]}) == 2 and all(len(i) == 36 for i in ids.values())
+    assert [(i.status, i.attempts) for i in restarted.outbox()] == [("sent", 1), ("sent", 1)]
+
+
+def test_email_carries_the_notification_id_as_message_id(tmp_path, smtp_receiver, monkeypatch):
+    monkeypatch.setenv("TG_SMTP_USER", SMTP_USER)
+    monkeypatch.setenv("TG_SMTP_PASSWORD", SMTP_PASSWORD)
+    config = _config([Destination("mail", "email", {
+        "host": "127.0.0.1", "port": smtp_receiver.port, "ca_file": str(smtp_receiver.ca_file),
+        "username_env": "TG_SMTP_USER", "password_env": "TG_SMTP_PASSWORD",
+        "from": "trailguard@example.com", "to": "oncall@example.com"})])
+    store = IncidentStore(tmp_path / ALERTS_FILE)
+    _open(store, config)
+    assert Deliverer(store, config, clock=lambda: T0).deliver_due() == 1
+    [item] = store.outbox()
+    [(_, _, message)] = smtp_receiver.wait_for(1)
+    assert (message["Message-ID"], message["X-Trailguard-Notification-Id"]) == (
+        f"<{item.notification_id}@trailguard>", item.notification_id)
+
+
+def test_files_without_notification_ids_get_them(tmp_path):
+    import sqlite3
+
+    path = tmp_path / ALERTS_FILE
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id INTEGER NOT "
+        "NULL, event TEXT NOT NULL, destination TEXT NOT NULL, status TEXT NOT NULL, attempts "
+        "INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL, created_ms INTEGER NOT "
+        "NULL, sent_ms INTEGER, last_error TEXT, UNIQUE (incident_id, event, destination));"
+        "INSERT INTO outbox (incident_id, event, destination, status, next_attempt_ms, "
+        "created_ms) VALUES (1, 'opened', 'hook', 'pending', 0, 0);")
+    old.commit()
+    old.close()
+    [item] = IncidentStore(path).outbox()
+    assert (item.event, len(item.notification_id)) == ("opened", 36)
+    assert IncidentStore(path).outbox()[0].notification_id == item.notification_id

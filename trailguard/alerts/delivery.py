@@ -2,7 +2,8 @@
 
 The outbox row is written in the same transaction that changes the incident, so a
 notification survives a restart. A row is marked sent right after the receiver
-accepts it; it is sent again only if the process dies between those two steps.
+accepts it; it is sent again only if the process dies between those two steps, and
+then with the same notification id, so the receiver can tell it is a replay.
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ class Deliverer:
     def _attempt(self, item: OutboxItem) -> int:
         attempt = item.attempts + 1
         destination = self.config.destinations.get(item.destination)
-        fields = {"notification": item.id, "incident": item.incident_id, "event": item.event,
+        fields = {"notification": item.notification_id, "incident": item.incident_id,
+                  "event": item.event,
                   "destination": item.destination, "attempt": attempt}
         try:
             if destination is None:
                 raise DeliveryError("destination is no longer configured", retryable=False)
             fields["type"] = destination.type
-            outcome = send(destination, self.incidents.get(item.incident_id), item.event)
+            outcome = send(destination, self.incidents.get(item.incident_id), item.event,
+                           item.notification_id)
         except DeliveryError as exc:
             self._failed(item, attempt, exc, fields)
             return 0

@@ -3,6 +3,11 @@
 URLs, routing keys and passwords come from environment variables named in the
 alerts file (`url_env`, `routing_key_env`, `password_env`); error messages name the
 variable, never its value, and never include a URL.
+
+Every request carries the outbox row's notification id (`X-Trailguard-Notification-Id`,
+`notification_id` in the default webhook body, the e-mail's Message-ID): a notification
+re-sent after a crash between "receiver accepted" and "marked sent" has the same id, so a
+receiver can drop the replay.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from trailguard.alerts.templates import (
 from trailguard.errors import AlertError
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
-PAGERDUTY_ACTIONS = {"opened": "trigger", "acknowledged": "acknowledge", "closed": "resolve"}
+PAGERDUTY_ACTIONS = {"opened": "trigger", "escalated": "trigger",
+                     "acknowledged": "acknowledge", "closed": "resolve"}
+NOTIFICATION_ID_HEADER = "X-Trailguard-Notification-Id"
 TIMEOUT_S = 10.0
 
 
@@ -39,9 +46,11 @@ class DeliveryError(AlertError):
         self.retryable = retryable
 
 
-def send(destination: Destination, incident: Incident, event: str) -> str:
+def send(destination: Destination, incident: Incident, event: str,
+         notification_id: str = "") -> str:
     """Deliver `event` of `incident`; returns a short outcome such as "HTTP 200"."""
     fields = incident_fields(incident, event)
+    fields["notification_id"] = notification_id
     senders = {"webhook": _webhook, "slack": _slack, "email": _email, "pagerduty": _pagerduty}
     return senders[destination.type](destination.settings, incident, event, fields)
 
@@ -77,18 +86,19 @@ def _webhook(settings: dict[str, Any], incident: Incident, event: str,
     body = render_tree(payload, fields) if payload else {
         "title": title_of(settings, incident, fields),
         "text": text_of_event(settings, event, fields),
-        **{key: fields[key] for key in ("incident_id", "event", "state", "priority", "policy",
-                                        "condition", "facet", "value", "threshold", "operator",
-                                        "opened_at", "closed_at", "close_reason")}}
+        **{key: fields[key] for key in ("notification_id", "incident_id", "event", "state",
+                                        "priority", "policy", "condition", "facet", "value",
+                                        "threshold", "operator", "opened_at", "closed_at",
+                                        "close_reason")}}
     headers = {name: secret({"h": env}, "h") or "" for name, env in
                (settings.get("headers_env") or {}).items()}
-    return _post(str(secret(settings, "url_env")), body, headers)
+    return _post(str(secret(settings, "url_env")), body, {**headers, **_id_header(fields)})
 
 
 def _slack(settings: dict[str, Any], incident: Incident, event: str,
            fields: dict[str, Any]) -> str:
     text = f"*{title_of(settings, incident, fields)}*\n{text_of_event(settings, event, fields)}"
-    return _post(str(secret(settings, "url_env")), {"text": text}, {})
+    return _post(str(secret(settings, "url_env")), {"text": text}, _id_header(fields))
 
 
 def _pagerduty(settings: dict[str, Any], incident: Incident, event: str,
@@ -98,7 +108,7 @@ def _pagerduty(settings: dict[str, Any], incident: Incident, event: str,
         "event_action": PAGERDUTY_ACTIONS[event],
         "dedup_key": f"trailguard-incident-{incident.id}",
     }
-    if event == "opened":
+    if event in ("opened", "escalated"):
         body["payload"] = {
             "summary": title_of(settings, incident, fields)[:1024],
             "source": str(settings.get("source") or "trailguard"),
@@ -106,7 +116,13 @@ def _pagerduty(settings: dict[str, Any], incident: Incident, event: str,
             "component": incident.condition_name, "group": incident.policy,
             "custom_details": {key: value for key, value in fields.items() if value is not None},
         }
-    return _post(str(settings.get("events_url") or PAGERDUTY_EVENTS_URL), body, {})
+    return _post(str(settings.get("events_url") or PAGERDUTY_EVENTS_URL), body,
+                 _id_header(fields))
+
+
+def _id_header(fields: dict[str, Any]) -> dict[str, str]:
+    notification_id = fields.get("notification_id")
+    return {NOTIFICATION_ID_HEADER: str(notification_id)} if notification_id else {}
 
 
 def _post(url: str, body: dict[str, Any], headers: dict[str, str]) -> str:
@@ -131,6 +147,10 @@ def _email(settings: dict[str, Any], incident: Incident, event: str,
     message["Subject"] = title_of(settings, incident, fields)
     message["From"] = str(settings["from"])
     message["To"] = ", ".join(recipients)
+    if fields.get("notification_id"):
+        # Mail systems and scripts de-duplicate on Message-ID: a replay keeps it.
+        message["Message-ID"] = f"<{fields['notification_id']}@trailguard>"
+        message[NOTIFICATION_ID_HEADER] = str(fields["notification_id"])
     message.set_content(text_of_event(settings, event, fields))
     try:
         with smtplib.SMTP(str(settings["host"]), int(settings.get("port", 587)),

@@ -18,7 +18,7 @@ import orjson
 
 from trailguard.alerts.incidents import IncidentStore
 from trailguard.alerts.lifecycle import Lifecycle
-from trailguard.alerts.model import AlertsConfig, Condition, Method
+from trailguard.alerts.model import AlertsConfig, Condition, Method, Priority
 from trailguard.alerts.signals import SignalState, record, recovered, violated_priority
 from trailguard.errors import TrailguardError
 from trailguard.logs import log_fields
@@ -73,6 +73,8 @@ class Evaluator:
         """Complete the due windows of one condition, then check signal loss and time limit."""
         window_ms = condition.signal.window_s * 1000
         with self.incidents.transaction():
+            if condition not in self.config.conditions:
+                return  # changed or deleted through the API since this tick began
             state = self.incidents.load_state(condition.key) or {}
             if state.get("window_ms") != window_ms:
                 start = first_window_ms if first_window_ms is not None else now_ms - window_ms
@@ -168,20 +170,27 @@ class Evaluator:
         open_now = [i for i in self.incidents.find_open(condition.key, key)
                     if i.kind == "threshold"]
         if priority is not None and not open_now:
-            value = signal.points[-1][1]
-            term = next(t for t in condition.terms if t.priority is priority)
-            details = {"query": condition.query, "operator": term.operator,
-                       "threshold": term.threshold, "duration_s": term.duration_s,
-                       "window_start_ms": start,
-                       "window_end_ms": start + condition.signal.window_s * 1000,
-                       "attributes": _facet_attributes(self._facet_names.get(condition.key),
-                                                       signal.facet),
-                       "runbook_url": condition.runbook_url}
             self.lifecycle.open(condition, key, signal.facet, kind="threshold",
-                                priority=priority.value, now_ms=now_ms, value=value,
-                                details=details)
+                                priority=priority.value, now_ms=now_ms,
+                                value=signal.points[-1][1],
+                                details=self._details(condition, signal, priority, start))
+        elif priority is Priority.CRITICAL and open_now and open_now[0].priority != "CRITICAL":
+            self.lifecycle.escalate(open_now[0], priority.value, now_ms, signal.points[-1][1],
+                                    self._details(condition, signal, priority, start))
         elif priority is None and open_now and recovered(condition, signal.points):
             self.lifecycle.close(open_now[0], now_ms, "signal recovered")
+
+    def _details(self, condition: Condition, signal: SignalState, priority: Priority,
+                 start: int) -> dict[str, Any]:
+        """What an incident at `priority` records: the term it violates and the window."""
+        term = next(t for t in condition.terms if t.priority is priority)
+        return {"query": condition.query, "operator": term.operator,
+                "threshold": term.threshold, "duration_s": term.duration_s,
+                "window_start_ms": start,
+                "window_end_ms": start + condition.signal.window_s * 1000,
+                "attributes": _facet_attributes(self._facet_names.get(condition.key),
+                                                signal.facet),
+                "runbook_url": condition.runbook_url}
 
     def _check_signal_loss(self, condition: Condition, signals: dict[str, SignalState],
                            now_ms: int) -> None:

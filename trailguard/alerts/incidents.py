@@ -3,13 +3,16 @@
 The file (`<data_dir>/alerts.sqlite`) is separate from the event store, so incidents
 can be listed, acknowledged and closed while the server holds the DuckDB file.
 A partial unique index keeps one open incident per condition and signal; the outbox
-keeps one row per incident, event and destination, so a notification is queued once.
+keeps one row per incident, event and destination, so a notification is queued once,
+and gives it a random `notification_id` that every retry and replay carries.
+Each transition is also kept in `incident_history`, oldest first.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from trailguard.errors import AlertError
+from trailguard.errors import AlertError, AlertNotFoundError
 
 ALERTS_FILE = "alerts.sqlite"
 
@@ -37,9 +40,15 @@ CREATE TABLE IF NOT EXISTS outbox (
   id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id INTEGER NOT NULL,
   event TEXT NOT NULL, destination TEXT NOT NULL, status TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL, sent_ms INTEGER, last_error TEXT,
+  created_ms INTEGER NOT NULL, sent_ms INTEGER, last_error TEXT, notification_id TEXT,
   UNIQUE (incident_id, event, destination));
+CREATE TABLE IF NOT EXISTS incident_history (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, incident_id INTEGER NOT NULL, at_ms INTEGER NOT NULL,
+  event TEXT NOT NULL, priority TEXT NOT NULL, value REAL, note TEXT);
+CREATE INDEX IF NOT EXISTS history_of_incident ON incident_history(incident_id);
 """
+_OUTBOX_COLUMNS = ("id, incident_id, event, destination, status, attempts, next_attempt_ms, "
+                   "notification_id")
 
 _COLUMNS = ("id", "condition_key", "policy", "condition_name", "signal", "facet", "kind",
             "priority", "state", "opened_ms", "acknowledged_ms", "closed_ms", "close_reason",
@@ -78,6 +87,7 @@ class OutboxItem:
     status: str
     attempts: int
     next_attempt_ms: int
+    notification_id: str
 
 
 class IncidentStore:
@@ -90,9 +100,20 @@ class IncidentStore:
             self._db = sqlite3.connect(str(path), check_same_thread=False, timeout=30,
                                        isolation_level=None)
             self._db.executescript(_SCHEMA)
+            self._add_notification_ids()
         except sqlite3.Error as exc:
             raise AlertError(f"cannot open the incident history {path}: {exc}") from exc
         self._lock = threading.RLock()
+
+    def _add_notification_ids(self) -> None:
+        """Files written before notification ids existed get the column and an id per row."""
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(outbox)")]
+        if "notification_id" not in columns:
+            self._db.execute("ALTER TABLE outbox ADD COLUMN notification_id TEXT")
+        missing = self._db.execute("SELECT id FROM outbox WHERE notification_id IS NULL")
+        for (row_id,) in missing.fetchall():
+            self._db.execute("UPDATE outbox SET notification_id = ? WHERE id = ?",
+                             (str(uuid.uuid4()), row_id))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -143,7 +164,7 @@ class IncidentStore:
             row = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM incidents WHERE id = ?",
                                    (incident_id,)).fetchone()
         if row is None:
-            raise AlertError(f"no incident with id {incident_id}")
+            raise AlertNotFoundError(f"no incident with id {incident_id}")
         return _incident(row)
 
     def find_open(self, condition_key: str, signal: str | None = None) -> list[Incident]:
@@ -156,12 +177,51 @@ class IncidentStore:
         with self._lock:
             return [_incident(row) for row in self._db.execute(sql + " ORDER BY id", params)]
 
-    def incidents(self, limit: int = 100) -> list[Incident]:
-        """The most recent incidents, newest first."""
+    def incidents(self, limit: int = 100, states: tuple[str, ...] = ()) -> list[Incident]:
+        """The most recent incidents (in one of `states` when given), newest first."""
+        where = f"WHERE state IN ({', '.join('?' * len(states))}) " if states else ""
         with self._lock:
-            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM incidents "
-                                    "ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM incidents {where}"
+                                    "ORDER BY id DESC LIMIT ?", (*states, limit)).fetchall()
         return [_incident(row) for row in rows]
+
+    def add_history(self, incident_id: int, event: str, at_ms: int, priority: str,
+                    value: float | None, note: str | None = None) -> None:
+        """Record one transition of an incident (opened, escalated, acknowledged, closed)."""
+        with self._lock:
+            self._db.execute("INSERT INTO incident_history (incident_id, at_ms, event, "
+                             "priority, value, note) VALUES (?, ?, ?, ?, ?, ?)",
+                             (incident_id, at_ms, event, priority, value, note))
+
+    def history(self, incident_id: int) -> list[dict[str, Any]]:
+        """The transitions of an incident, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT at_ms, event, priority, value, note FROM "
+                                    "incident_history WHERE incident_id = ? ORDER BY id",
+                                    (incident_id,)).fetchall()
+        return [dict(zip(("at_ms", "event", "priority", "value", "note"), row))
+                for row in rows]
+
+    def notifications(self, incident_id: int) -> list[dict[str, Any]]:
+        """The outbox rows of an incident: what was (or will be) sent where, and how it went."""
+        names = ("notification_id", "event", "destination", "status", "attempts", "sent_ms",
+                 "last_error")
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(names)} FROM outbox "
+                                    "WHERE incident_id = ? ORDER BY id", (incident_id,))
+            return [dict(zip(names, row)) for row in rows.fetchall()]
+
+    def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one parameterised statement on this file (for the alert catalog's table)."""
+        with self._lock:
+            cursor = self._db.execute(sql, params)
+            return cursor.fetchall()
+
+    def drop_state(self, condition_key: str) -> None:
+        """Forget a condition's windows and signals; it starts again from the next window."""
+        with self._lock:
+            self._db.execute("DELETE FROM condition_state WHERE condition_key = ?",
+                             (condition_key,))
 
     def update(self, incident_id: int, **changes: Any) -> Incident:
         """Set columns of an incident (state, priority, closed_ms, close_reason, ...)."""
@@ -182,8 +242,9 @@ class IncidentStore:
             for destination in destinations:
                 cursor = self._db.execute(
                     "INSERT OR IGNORE INTO outbox (incident_id, event, destination, status, "
-                    "next_attempt_ms, created_ms) VALUES (?, ?, ?, 'pending', ?, ?)",
-                    (incident_id, event, destination, now_ms, now_ms))
+                    "next_attempt_ms, created_ms, notification_id) "
+                    "VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                    (incident_id, event, destination, now_ms, now_ms, str(uuid.uuid4())))
                 added += cursor.rowcount
         return added
 
@@ -191,16 +252,14 @@ class IncidentStore:
         """Pending notifications whose next attempt time has come, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, incident_id, event, destination, status, attempts, next_attempt_ms "
-                "FROM outbox WHERE status = 'pending' AND next_attempt_ms <= ? "
-                "ORDER BY id LIMIT ?", (now_ms, limit)).fetchall()
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending' "
+                "AND next_attempt_ms <= ? ORDER BY id LIMIT ?", (now_ms, limit)).fetchall()
         return [OutboxItem(*row) for row in rows]
 
     def outbox(self) -> list[OutboxItem]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, incident_id, event, destination, status, attempts, next_attempt_ms "
-                "FROM outbox ORDER BY id").fetchall()
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY id").fetchall()
         return [OutboxItem(*row) for row in rows]
 
     def mark_attempt(self, item_id: int, *, status: str, now_ms: int,

@@ -19,6 +19,8 @@ DEFAULT_TITLE = "[{{ priority }}] {{ condition }} {{ event }}: {{ facet }}"
 DEFAULT_TEXT = {
     "opened": "{{ policy }} / {{ condition }} opened incident {{ incident_id }} ({{ priority }}):"
               " {{ facet }} = {{ value }}, {{ operator }} {{ threshold }} at {{ opened_at }}.",
+    "escalated": "{{ policy }} / {{ condition }} incident {{ incident_id }} escalated to"
+                 " {{ priority }}: {{ facet }} = {{ value }}, {{ operator }} {{ threshold }}.",
     "acknowledged": "{{ policy }} / {{ condition }} incident {{ incident_id }} acknowledged at"
                     " {{ acknowledged_at }}.",
     "closed": "{{ policy }} / {{ condition }} incident {{ incident_id }} closed at {{ closed_at }}:"

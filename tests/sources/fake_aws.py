@@ -36,6 +36,7 @@ class LookupCall:
     end_ms: int
     token: str | None
     throttled: bool
+    access_key: str = ""
 
 
 @dataclass
@@ -90,12 +91,13 @@ class _Handler(BaseHTTPRequestHandler):
         access_key, region, service = scope.groups()
         account = self.state.accounts_by_key.get(access_key, DEFAULT_ACCOUNT)
         if service == "cloudtrail":
-            return self._cloudtrail(account, region, body)
+            return self._cloudtrail(account, region, body, access_key)
         if service == "guardduty":
             return self._guardduty(account, region, body)
         return self._reply(400, {"__type": "UnknownServiceException", "message": service})
 
-    def _cloudtrail(self, account: str, region: str, body: dict[str, Any]) -> None:
+    def _cloudtrail(self, account: str, region: str, body: dict[str, Any],
+                    access_key: str) -> None:
         if not self.headers.get("X-Amz-Target", "").endswith(".LookupEvents"):
             return self._reply(400, {"__type": "UnknownOperationException"})
         start_ms, end_ms = int(body["StartTime"] * 1000), int(body["EndTime"] * 1000)
@@ -106,8 +108,8 @@ class _Handler(BaseHTTPRequestHandler):
             remaining = self.state.throttles.get((account, region, page_number), 0)
             if remaining:
                 self.state.throttles[(account, region, page_number)] = remaining - 1
-            self.state.lookup_calls.append(
-                LookupCall(account, region, start_ms, end_ms, token, bool(remaining)))
+            self.state.lookup_calls.append(LookupCall(account, region, start_ms, end_ms,
+                                                      token, bool(remaining), access_key))
             records = list(self.state.trails.get((account, region), []))
         if remaining:
             return self._reply(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})

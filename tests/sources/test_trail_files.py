@@ -181,3 +181,70 @@ def test_sqs_notifications_drive_reading_and_are_deleted(
                                             "ApproximateNumberOfMessagesNotVisible"])
     assert attributes["Attributes"] == {"ApproximateNumberOfMessages": "0",
                                         "ApproximateNumberOfMessagesNotVisible": "0"}
+
+
+FOLDER = "AWSLogs/111122223333/CloudTrail/us-east-1/"
+
+
+def trail_key(day: str, name: str) -> str:
+    """A CloudTrail-style key in the us-east-1 folder, `day` like `2023/11/14`."""
+    return f"{FOLDER}{day}/111122223333_CloudTrail_us-east-1_{day.replace('/', '')}_{name}.json.gz"
+
+
+def test_file_arriving_late_into_the_previous_day_is_read_once(
+        bucket: str, account: AccountSession, samples: Path, store: DuckDBStore,
+        tmp_path: Path) -> None:
+    records = sample_records(samples)
+    source = TrailBucketSource(bucket=bucket, account="a", lookback_days=1)
+    put(bucket, trail_key("2023/11/14", "T2350Z_a"), {"Records": records[0:2]})
+    put(bucket, trail_key("2023/11/15", "T0005Z_b"), {"Records": records[2:4]})
+    assert reader(store, tmp_path).poll(source, account).stored == 4
+
+    # 23:55 of the 14th, delivered after the 15th's first file was read
+    put(bucket, trail_key("2023/11/14", "T2355Z_late"), {"Records": records[4:7]})
+    late = reader(store, tmp_path).poll(source, account)
+    again = reader(store, tmp_path).poll(source, account)
+
+    assert (late.stored, late.duplicates, late.pages) == (3, 0, 1)
+    assert (again.stored, again.duplicates, again.pages) == (0, 0, 0)
+    assert count(store) == 7
+    assert Checkpoints(tmp_path / "data").get(f"trail-files|{bucket}|{FOLDER}") == {"days": {
+        "2023/11/14": [trail_key("2023/11/14", n).rsplit("/", 1)[1] for n in ("T2350Z_a",
+                                                                          "T2355Z_late")],
+        "2023/11/15": [trail_key("2023/11/15", "T0005Z_b").rsplit("/", 1)[1]]}}
+
+
+def test_days_older_than_the_lookback_are_forgotten_and_not_listed(
+        bucket: str, account: AccountSession, samples: Path, store: DuckDBStore,
+        tmp_path: Path) -> None:
+    records = sample_records(samples)
+    source = TrailBucketSource(bucket=bucket, account="a", lookback_days=1)
+    put(bucket, trail_key("2023/11/14", "T1000Z_a"), {"Records": records[0:1]})
+    put(bucket, trail_key("2023/11/17", "T1000Z_b"), {"Records": records[1:2]})
+    assert reader(store, tmp_path).poll(source, account).stored == 2
+
+    # The documented limit: a file later than `lookback_days` is not found by listing.
+    put(bucket, trail_key("2023/11/15", "T1000Z_too_late"), {"Records": records[2:3]})
+    put(bucket, trail_key("2023/11/16", "T1000Z_in_time"), {"Records": records[3:4]})
+    second = reader(store, tmp_path).poll(source, account)
+
+    assert (second.stored, second.pages) == (1, 1)
+    saved = Checkpoints(tmp_path / "data").get(f"trail-files|{bucket}|{FOLDER}")
+    assert sorted(saved["days"]) == ["2023/11/16", "2023/11/17"]
+
+
+def test_checkpoint_from_before_lookback_is_understood(
+        bucket: str, account: AccountSession, samples: Path, store: DuckDBStore,
+        tmp_path: Path) -> None:
+    records = sample_records(samples)
+    read_before = trail_key("2023/11/14", "T1000Z_a")
+    put(bucket, read_before, {"Records": records[0:2]})
+    put(bucket, trail_key("2023/11/14", "T1100Z_b"), {"Records": records[2:3]})
+    Checkpoints(tmp_path / "data").save(f"trail-files|{bucket}|{FOLDER}",
+                                        {"day": "2023/11/14", "read": [read_before]})
+
+    result = reader(store, tmp_path).poll(TrailBucketSource(bucket=bucket, account="a"),
+                                          account)
+
+    assert (result.stored, result.pages) == (1, 1)
+    assert count(store) == 1

@@ -40,3 +40,23 @@ def send(base_url: str, access_key: str, body: dict | bytes, gzip_body: bool = F
     all_headers.update(headers or {})
     return httpx.post(f"{base_url}/firehose/v1", content=raw, headers=all_headers,
                       verify=verify, timeout=60)
+
+
+BIG_REQUEST_START_MS = 1_764_000_000_000
+BIG_REQUEST_RECORDS = 600
+
+
+def big_cloudtrail_request(number: int) -> tuple[str, bytes]:
+    """Request id and gzip'd body of BIG_REQUEST_RECORDS generated CloudTrail records.
+
+    Large enough (well over 64 KiB) for the server to decode it in a worker process;
+    each `number` gives different records, all within the hour after BIG_REQUEST_START_MS.
+    """
+    from trailguard.generate import generate_cloudtrail
+
+    records = generate_cloudtrail(number, BIG_REQUEST_START_MS,
+                                  BIG_REQUEST_START_MS + 3_600_000, BIG_REQUEST_RECORDS)
+    request_id = f"big-{number}"
+    body = firehose_body([json.dumps(record).encode() for record in records], request_id,
+                         BIG_REQUEST_START_MS)
+    return request_id, gzip.compress(json.dumps(body).encode())

@@ -1,7 +1,6 @@
-"""`python -m trailguard` is the `trailguard` command."""
-
 import sys
 
 from trailguard.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # decode worker processes import this module too
+    sys.exit(main())

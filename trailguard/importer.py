@@ -25,9 +25,9 @@ class ImportSummary:
     failed: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        lines = [f"Imported {self.stored} events from {self.files} files "
-                 f"({self.duplicates} already stored, {len(self.skipped)} files skipped, "
-                 f"{len(self.failed)} failed)."]
+        lines = [(f"Imported {self.stored} events from {self.files} files "
+                  f"({self.duplicates} already stored, {len(self.skipped)} files skipped, "
+                  f"{len(self.failed)} failed).")]
         lines += [f"  skipped {item}" for item in self.skipped]
         lines += [f"  failed  {item}" for item in self.failed]
         return "\n".join(lines)

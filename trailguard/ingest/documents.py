@@ -128,12 +128,12 @@ def _document_time(document: dict[str, Any]) -> int | None:
 def _dedup_key(document: dict[str, Any]) -> str | None:
     """The identity that makes a retried delivery of the same event a duplicate."""
     detail = document.get("detail")
-    if document.get("source") == "aws.guardduty" and isinstance(detail, dict):
-        if detail.get("id") and detail.get("updatedAt"):
-            # GuardDuty republishes a finding under the same id with a new updatedAt;
-            # the digest keeps distinct states apart even if updatedAt were reused.
-            digest = hashlib.sha256(orjson.dumps(detail, option=orjson.OPT_SORT_KEYS))
-            return f"gd:{detail['id']}|{detail['updatedAt']}|{digest.hexdigest()[:16]}"
+    if (document.get("source") == "aws.guardduty" and isinstance(detail, dict)
+            and detail.get("id") and detail.get("updatedAt")):
+        # GuardDuty republishes a finding under the same id with a new updatedAt;
+        # the digest keeps distinct states apart even if updatedAt were reused.
+        digest = hashlib.sha256(orjson.dumps(detail, option=orjson.OPT_SORT_KEYS))
+        return f"gd:{detail['id']}|{detail['updatedAt']}|{digest.hexdigest()[:16]}"
     if is_cloudtrail_record(document):
         return _cloudtrail_key(document)
     if is_eventbridge_event(document) and isinstance(document.get("id"), str):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from trailguard.events import Event
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,11 +22,21 @@ class WriteResult:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One request's events, with the key that makes a retry of it a replay."""
+    """One request's events, with the key that makes a retry of it a replay.
+
+    The events come either as `events` or, already in the events table's layout, as
+    `table` (built by a decode worker; see `trailguard.store.arrow_rows`).
+    """
 
     events: list[Event]
     request_id: str | None = None
     received_ms: int = 0
+    table: pa.Table | None = None
+
+    @property
+    def size(self) -> int:
+        """How many events the delivery carries."""
+        return self.table.num_rows if self.table is not None else len(self.events)
 
 
 @dataclass(frozen=True, slots=True)

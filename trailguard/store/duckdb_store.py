@@ -8,27 +8,18 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from trailguard.errors import StoreBusyError, StoreError
 from trailguard.events import Event
+from trailguard.store.arrow_rows import DEDUP_KEY_COLUMN, events_to_table
 from trailguard.store.base import Delivery, QueryResult, WriteResult
-from trailguard.store.schema import (
-    ATTRS_COLUMN,
-    BASE_COLUMNS,
-    HOT_BY_ATTRIBUTE,
-    HOT_COLUMNS,
-    TABLE,
-    create_statements,
-)
+from trailguard.store.schema import TABLE, create_statements
 
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "trailguard.duckdb"
 
-_ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
-_HOT_ATTRIBUTES = frozenset(HOT_BY_ATTRIBUTE)
 
 
 class DuckDBStore:
@@ -144,24 +135,30 @@ class DuckDBStore:
         results: list[WriteResult | None] = [None] * len(deliveries)
         claimed_requests: set[str] = set()
         seen_keys: set[str] = set()
-        pending: list[tuple[int, list[Event], int]] = []
+        pending: list[tuple[int, pa.Table, list[str | None], list[bool]]] = []
         for index, delivery in enumerate(deliveries):
             if delivery.request_id is not None and not self._claim_request(
                     delivery, claimed_requests):
-                results[index] = WriteResult(0, len(delivery.events), replayed=True)
+                results[index] = WriteResult(0, delivery.size, replayed=True)
                 continue
-            unique = _drop_seen(delivery.events, seen_keys)
-            pending.append((index, unique, len(delivery.events) - len(unique)))
+            table = (delivery.table if delivery.table is not None
+                     else events_to_table(delivery.events))
+            keys = table.column(DEDUP_KEY_COLUMN).to_pylist()
+            pending.append((index, table, keys, _first_sightings(keys, seen_keys)))
 
-        claimed = self._claim_dedup_keys([event for _, unique, _ in pending for event in unique])
-        fresh_all: list[Event] = []
-        for index, unique, repeated in pending:
-            fresh = [event for event in unique
-                     if event.dedup_key is None or event.dedup_key in claimed]
-            fresh_all.extend(fresh)
-            results[index] = WriteResult(len(fresh), repeated + len(unique) - len(fresh))
-        if fresh_all:
-            self._connection.register("incoming_batch", _arrow_batch(fresh_all))
+        claimed = self._claim_dedup_keys([key for _, _, keys, first in pending
+                                          for key, new in zip(keys, first, strict=True)
+                                          if new and key is not None])
+        fresh: list[pa.Table] = []
+        for index, table, keys, first in pending:
+            keep = [new and (key is None or key in claimed)
+                    for key, new in zip(keys, first, strict=True)]
+            stored = sum(keep)
+            results[index] = WriteResult(stored, len(keys) - stored)
+            if stored:
+                fresh.append(table if stored == len(keys) else table.filter(pa.array(keep)))
+        if fresh:
+            self._connection.register("incoming_batch", pa.concat_tables(fresh))
             try:
                 self._connection.execute(
                     f"INSERT INTO {TABLE} BY NAME SELECT * FROM incoming_batch")
@@ -178,13 +175,12 @@ class DuckDBStore:
         claimed = self._connection.execute(
             "INSERT INTO delivery_requests VALUES ($id, $ms, $n) "
             "ON CONFLICT DO NOTHING RETURNING request_id",
-            {"id": request_id, "ms": delivery.received_ms, "n": len(delivery.events)},
+            {"id": request_id, "ms": delivery.received_ms, "n": delivery.size},
         ).fetchall()
         return bool(claimed)
 
-    def _claim_dedup_keys(self, events: list[Event]) -> set[str]:
-        """The content keys of `events` that were not stored before, now claimed."""
-        keys = [event.dedup_key for event in events if event.dedup_key is not None]
+    def _claim_dedup_keys(self, keys: list[str]) -> set[str]:
+        """Those of `keys` (content keys) that were not stored before, now claimed."""
         if not keys:
             return set()
         self._connection.register("incoming_keys", pa.table({"key": pa.array(keys, pa.string())}))
@@ -203,39 +199,18 @@ def _rollback(connection: duckdb.DuckDBPyConnection) -> None:
         pass  # no transaction was open (BEGIN itself failed)
 
 
-def _drop_seen(events: list[Event], seen: set[str]) -> list[Event]:
-    """`events` without those whose content key is in `seen`; adds the new keys to `seen`."""
-    unique: list[Event] = []
-    for event in events:
-        if event.dedup_key is not None:
-            if event.dedup_key in seen:
-                continue
-            seen.add(event.dedup_key)
-        unique.append(event)
-    return unique
+def _first_sightings(keys: list[str | None], seen: set[str]) -> list[bool]:
+    """Per key, False when it is in `seen` (a repeat inside the group); adds new ones.
 
-
-def _arrow_batch(events: list[Event]) -> pa.Table:
-    """Column-wise arrow table of `events`, hot attributes split out of `attrs`."""
-    hot_values: dict[str, list[Any]] = {hot.column: [None] * len(events) for hot in HOT_COLUMNS}
-    remainders: list[str] = []
-    for row, event in enumerate(events):
-        remainder = dict(event.attributes)
-        for attribute in _HOT_ATTRIBUTES.intersection(remainder):
-            hot = HOT_BY_ATTRIBUTE[attribute]
-            value = remainder[attribute]
-            if hot.accepts(value):
-                del remainder[attribute]
-                hot_values[hot.column][row] = value
-        remainders.append(orjson.dumps(remainder).decode())
-
-    columns: dict[str, pa.Array] = {
-        "event_type": pa.array([e.event_type for e in events], pa.string()),
-        "timestamp": pa.array([e.timestamp for e in events], pa.int64()),
-        "dedup_key": pa.array([e.dedup_key for e in events], pa.string()),
-    }
-    for hot in HOT_COLUMNS:
-        columns[hot.column] = pa.array(hot_values[hot.column], _ARROW_TYPES[hot.sql_type])
-    columns[ATTRS_COLUMN] = pa.array(remainders, pa.string())
-    assert list(columns)[:len(BASE_COLUMNS)] == [name for name, _ in BASE_COLUMNS]
-    return pa.table(columns)
+    Events without a content key (None) are never repeats.
+    """
+    first: list[bool] = []
+    for key in keys:
+        if key is None:
+            first.append(True)
+        elif key in seen:
+            first.append(False)
+        else:
+            seen.add(key)
+            first.append(True)
+    return first

@@ -53,7 +53,7 @@ class GroupCommitWriter:
         the whole bound is still taken when the queue is empty, so it is never refused
         forever.
         """
-        size = max(1, len(delivery.events))
+        size = max(1, delivery.size)
         future: Future[WriteResult] = Future()
         with self._ready:
             if self._closed:
@@ -94,15 +94,15 @@ class GroupCommitWriter:
                 return None
             group: list[_Pending] = []
             events = 0
-            while self._queue and (not group or events + len(self._queue[0].delivery.events)
+            while self._queue and (not group or events + self._queue[0].delivery.size
                                    <= self.max_group_events):
                 pending = self._queue.popleft()
-                self._queued_events -= max(1, len(pending.delivery.events))
+                self._queued_events -= max(1, pending.delivery.size)
                 # False when the waiter gave up (cancelled): the sender retries anyway.
                 # True makes the future uncancellable, so setting its result cannot fail.
                 if pending.future.set_running_or_notify_cancel():
                     group.append(pending)
-                    events += len(pending.delivery.events)
+                    events += pending.delivery.size
             return group
 
     def _commit(self, group: list[_Pending]) -> None:
@@ -127,5 +127,5 @@ class GroupCommitWriter:
         for pending, result in zip(group, results, strict=True):
             pending.future.set_result(result)
         log_fields(log, logging.DEBUG, "group committed", deliveries=len(group),
-                   events=sum(len(p.delivery.events) for p in group),
+                   events=sum(p.delivery.size for p in group),
                    ms=round((time.monotonic() - started) * 1000, 1))

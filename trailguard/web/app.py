@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from trailguard import __version__
 from trailguard.config import Config
+from trailguard.ingest.decode_pool import DecodePool, default_workers
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
 from trailguard.store.retention import RetentionJob
@@ -25,6 +26,7 @@ from trailguard.web.state import AppState
 
 if TYPE_CHECKING:
     from trailguard.alerts.service import AlertService
+    from trailguard.sources.service import SourceService
 
 
 async def health(request: Request) -> Response:
@@ -32,21 +34,32 @@ async def health(request: Request) -> Response:
 
 
 def create_app(config: Config, store: EventStore,
-               alerts: AlertService | None = None) -> Starlette:
+               alerts: AlertService | None = None,
+               sources: SourceService | None = None) -> Starlette:
     """The ASGI app serving `store` with the keys and limits in `config`.
 
     `alerts` is the running alert service, if any, that the alerts API manages.
+    `sources` (the AWS pollers) run while the app does, writing through its writer.
     """
     writer = GroupCommitWriter(store, max_queued_events=config.ingest_queue_events)
 
     retention = RetentionJob(store, config.retention_days)
+    workers = (default_workers() if config.ingest_decode_workers < 0
+               else config.ingest_decode_workers)
+    decode_pool = DecodePool(workers) if workers else None  # processes start on first use
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         retention.start()
+        if sources is not None:
+            sources.start(writer)
         yield
+        if sources is not None:
+            await run_in_threadpool(sources.stop)  # before the writer it commits through
         await run_in_threadpool(retention.stop)
         await run_in_threadpool(writer.close)  # commit what is queued before the store closes
+        if decode_pool is not None:
+            await run_in_threadpool(decode_pool.close)
 
     app = Starlette(lifespan=lifespan, routes=[
         Route("/firehose/v1", firehose_endpoint, methods=["POST"]),
@@ -58,5 +71,6 @@ def create_app(config: Config, store: EventStore,
     ])
     limits = Limits(max_body_bytes=config.max_body_bytes,
                     max_inflated_bytes=config.max_inflated_bytes)
-    app.state.trailguard = AppState(config, store, limits, writer, alerts=alerts)
+    app.state.trailguard = AppState(config, store, limits, writer, alerts=alerts, sources=sources,
+                                      decode_pool=decode_pool)
     return app

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 
 import anyio
 import anyio.to_thread
@@ -14,7 +15,8 @@ from starlette.responses import JSONResponse, Response
 
 from trailguard.errors import IngestError, StoreError, StoreOverloadedError
 from trailguard.events import Event
-from trailguard.ingest.firehose import Limits, decode_request
+from trailguard.ingest.decode_pool import POOL_MIN_BODY_BYTES, DecodedDelivery, decode_in_process
+from trailguard.ingest.firehose import Limits
 from trailguard.ingest.logapi import decode_log_payload
 from trailguard.ingest.payloads import gunzip_bounded
 from trailguard.logs import log_fields
@@ -44,9 +46,9 @@ async def firehose_endpoint(request: Request) -> Response:
 
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
-        batch = await anyio.to_thread.run_sync(decode_request, body, request.headers,
-                                               state.limits, limiter=state.decode_slots)
-        result = await _commit(state, Delivery(batch.events, batch.delivery_key, _now_ms()))
+        decoded = await _decode_firehose(state, body, request.headers)
+        result = await _commit(state, Delivery([], decoded.delivery_key, _now_ms(),
+                                               table=decoded.table))
     except IngestError as exc:
         log_fields(log, logging.WARNING, "firehose delivery rejected", request_id=header_id,
                    status=exc.status, reason=str(exc))
@@ -60,10 +62,10 @@ async def firehose_endpoint(request: Request) -> Response:
                    reason=str(exc))
         return _firehose_error(header_id, 503, "store unavailable, retry later")
 
-    log_fields(log, logging.INFO, "firehose delivery committed", request_id=batch.request_id,
+    log_fields(log, logging.INFO, "firehose delivery committed", request_id=decoded.request_id,
                events=result.stored, duplicates=result.duplicates, replayed=result.replayed,
                ms=round((time.monotonic() - started) * 1000, 1))
-    return JSONResponse({"requestId": batch.request_id, "timestamp": _now_ms()})
+    return JSONResponse({"requestId": decoded.request_id, "timestamp": _now_ms()})
 
 
 async def log_api_endpoint(request: Request) -> Response:
@@ -97,6 +99,15 @@ async def log_api_endpoint(request: Request) -> Response:
     log_fields(log, logging.INFO, "log api request committed", request_id=request_id,
                events=result.stored, duplicates=result.duplicates)
     return JSONResponse({"requestId": request_id}, status_code=202)
+
+
+async def _decode_firehose(state: AppState, body: bytes,
+                           headers: Mapping[str, str]) -> DecodedDelivery:
+    """Rows of a Firehose request: big bodies in a decode worker, small ones in a thread."""
+    async with state.decode_slots:  # bounds the request bodies held in memory at once
+        if state.decode_pool is not None and len(body) >= POOL_MIN_BODY_BYTES:
+            return await state.decode_pool.decode_firehose(body, headers, state.limits)
+        return await anyio.to_thread.run_sync(decode_in_process, body, headers, state.limits)
 
 
 def _decode_log_body(body: bytes, gzipped: bool, limits: Limits) -> list[Event]:

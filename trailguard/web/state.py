@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 import anyio
 
 from trailguard.config import Config
+from trailguard.ingest.decode_pool import DecodePool
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
 from trailguard.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
     from trailguard.alerts.service import AlertService
+    from trailguard.sources.service import SourceService
 
 
 @dataclass(slots=True)
@@ -28,3 +30,5 @@ class AppState:
     decode_slots: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(max(2, os.cpu_count() or 2)))
     alerts: AlertService | None = None
+    sources: SourceService | None = None  # the AWS pollers, when `sources` are configured
+    decode_pool: DecodePool | None = None  # None: every request is decoded in-process

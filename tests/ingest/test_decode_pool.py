@@ -1,0 +1,69 @@
+"""Big Firehose requests decoded in worker processes: same rows, same errors, no loss."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import signal
+
+import orjson
+import pytest
+from firehose_client import BIG_REQUEST_RECORDS, big_cloudtrail_request
+
+from trailguard.errors import IngestError
+from trailguard.ingest.decode_pool import POOL_MIN_BODY_BYTES, DecodePool, decode_in_process
+from trailguard.ingest.firehose import Limits
+
+GZIP = {"content-encoding": "gzip"}
+
+
+def big_request(number: int = 1) -> bytes:
+    data = big_cloudtrail_request(number)[1]
+    assert len(data) >= POOL_MIN_BODY_BYTES  # otherwise the server would not use the pool
+    return data
+
+
+@pytest.fixture
+def pool():
+    decode_pool = DecodePool(2)
+    yield decode_pool
+    decode_pool.close()
+
+
+def test_a_worker_gives_the_same_rows_as_in_process_decoding(pool: DecodePool) -> None:
+    body = big_request()
+    in_worker = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
+    in_process = decode_in_process(body, GZIP, Limits())
+
+    assert in_worker.request_id == in_process.request_id == "big-1"
+    assert in_worker.delivery_key == in_process.delivery_key
+    assert in_worker.table.num_rows == BIG_REQUEST_RECORDS
+    assert in_worker.table.equals(in_process.table)
+
+
+def test_a_refusal_in_a_worker_keeps_its_message_and_status(pool: DecodePool) -> None:
+    body = orjson.loads(gzip.decompress(big_request()))
+    body["records"][3]["data"] = "not base64!"
+    data = gzip.compress(orjson.dumps(body))
+
+    with pytest.raises(IngestError, match=r"records\[3\]\.data is not valid base64") as caught:
+        asyncio.run(pool.decode_firehose(data, GZIP, Limits()))
+    assert caught.value.status == 400
+
+    with pytest.raises(IngestError, match="the decompressed size limit") as caught:
+        asyncio.run(pool.decode_firehose(big_request(), GZIP, Limits(max_inflated_bytes=10_000)))
+    assert caught.value.status == 413
+
+
+def test_a_killed_worker_does_not_lose_the_request(pool: DecodePool) -> None:
+    first = asyncio.run(pool.decode_firehose(big_request(1), GZIP, Limits()))
+    assert first.table.num_rows == BIG_REQUEST_RECORDS
+    for pid in list(pool._executor._processes):  # the pool's own worker processes
+        os.kill(pid, signal.SIGKILL)
+
+    after_kill = asyncio.run(pool.decode_firehose(big_request(2), GZIP, Limits()))
+    assert (after_kill.request_id, after_kill.table.num_rows) == ("big-2", BIG_REQUEST_RECORDS)
+
+    later = asyncio.run(pool.decode_firehose(big_request(3), GZIP, Limits()))
+    assert (later.request_id, later.table.num_rows) == ("big-3", BIG_REQUEST_RECORDS)

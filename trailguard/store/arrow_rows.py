@@ -1,0 +1,60 @@
+"""Events as an Arrow table in the events table's column layout.
+
+Built where the events are decoded (a decode worker process or the request thread) so the
+writer only filters duplicates and inserts; Arrow's IPC format carries it between
+processes without copying every value again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from trailguard.events import Event
+from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_BY_ATTRIBUTE, HOT_COLUMNS
+
+_ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
+_HOT_ATTRIBUTES = frozenset(HOT_BY_ATTRIBUTE)
+DEDUP_KEY_COLUMN = "dedup_key"
+
+
+def events_to_table(events: list[Event]) -> pa.Table:
+    """Column-wise table of `events`, hot attributes split out of `attrs`."""
+    hot_values: dict[str, list[Any]] = {hot.column: [None] * len(events) for hot in HOT_COLUMNS}
+    remainders: list[str] = []
+    for row, event in enumerate(events):
+        remainder = dict(event.attributes)
+        for attribute in _HOT_ATTRIBUTES.intersection(remainder):
+            hot = HOT_BY_ATTRIBUTE[attribute]
+            value = remainder[attribute]
+            if hot.accepts(value):
+                del remainder[attribute]
+                hot_values[hot.column][row] = value
+        remainders.append(orjson.dumps(remainder).decode())
+
+    columns: dict[str, pa.Array] = {
+        "event_type": pa.array([e.event_type for e in events], pa.string()),
+        "timestamp": pa.array([e.timestamp for e in events], pa.int64()),
+        DEDUP_KEY_COLUMN: pa.array([e.dedup_key for e in events], pa.string()),
+    }
+    for hot in HOT_COLUMNS:
+        columns[hot.column] = pa.array(hot_values[hot.column], _ARROW_TYPES[hot.sql_type])
+    columns[ATTRS_COLUMN] = pa.array(remainders, pa.string())
+    if list(columns)[:len(BASE_COLUMNS)] != [name for name, _ in BASE_COLUMNS]:
+        raise RuntimeError("events_to_table no longer matches the schema's base columns")
+    return pa.table(columns)
+
+
+def table_to_ipc(table: pa.Table) -> bytes:
+    """`table` in Arrow's IPC stream format (what a decode worker hands back)."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def table_from_ipc(data: bytes) -> pa.Table:
+    """The table `table_to_ipc` wrote; its buffers point into `data` (no copy)."""
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()

@@ -6,6 +6,7 @@ import logging
 import signal
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -15,6 +16,9 @@ from trailguard.errors import ConfigError
 from trailguard.logs import log_fields, setup_logging
 from trailguard.store import DuckDBStore
 from trailguard.web.app import create_app
+
+if TYPE_CHECKING:
+    from trailguard.sources.service import SourceService
 
 log = logging.getLogger("trailguard.server")
 
@@ -33,12 +37,14 @@ def serve(config: Config, demo: bool = False) -> None:
     generated = ensure_keys(config)
     store = DuckDBStore(config.data_dir, memory_limit=config.store_memory_limit)
     alerts = None
+    sources = _source_service(config)
     try:
         alerts = start_alerts(store, config.alerts_file, config.data_dir)
         if demo:
             _fill_demo(store)
         _announce(config, generated)
-        app = create_app(config, store, alerts=alerts)
+        # The app starts the pollers once it runs and stops them before its writer.
+        app = create_app(config, store, alerts=alerts, sources=sources)
         # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; with the
         # default action that kills the process before `finally` closes (checkpoints) the
         # store. Turning it into SystemExit lets the cleanup below run.
@@ -48,10 +54,21 @@ def serve(config: Config, demo: bool = False) -> None:
                     ssl_keyfile=str(config.tls_key) if config.tls_key else None,
                     timeout_keep_alive=30)
     finally:
+        if sources is not None:
+            sources.stop()  # already stopped by the app, unless it never started
         if alerts is not None:
             alerts.stop()
         store.close()
         log_fields(log, logging.INFO, "server stopped", data_dir=config.data_dir)
+
+
+def _source_service(config: Config) -> SourceService | None:
+    """The AWS pollers when the config has sources, else None (boto3 is not even loaded)."""
+    if not config.sources.accounts:
+        return None
+    from trailguard.sources.service import SourceService
+
+    return SourceService(config.sources, config.data_dir)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -103,6 +120,11 @@ def _announce(config: Config, generated: list[str]) -> None:
     print(f"  Firehose HTTP endpoint: {base}/firehose/v1", flush=True)
     print(f"  Log API endpoint:       {base}/log/v1", flush=True)
     print(f"  NRQL query API:         {base}/api/v1/nrql", flush=True)
+    if config.sources.accounts:
+        print(f"  AWS sources:            {len(config.sources.accounts)} account(s), "
+              f"{len(config.sources.cloudtrail_buckets)} trail bucket(s), polled every "
+              f"{config.sources.interval_ms / 1000:g} s; status at {base}/api/v1/sources",
+              flush=True)
     for name, env in (("firehose_access_key", "TRAILGUARD_FIREHOSE_ACCESS_KEY"),
                       ("api_key", "TRAILGUARD_API_KEY")):
         if name in generated:

@@ -84,6 +84,7 @@ def _list(config: Any, limit: int) -> int:
 
 
 def _change(config: Any, action: str, incident_id: int) -> int:
+    from trailguard.alerts.catalog import Catalog
     from trailguard.alerts.incidents import ALERTS_FILE, IncidentStore
     from trailguard.alerts.lifecycle import Lifecycle
     from trailguard.alerts.loader import load_alerts
@@ -91,7 +92,8 @@ def _change(config: Any, action: str, incident_id: int) -> int:
 
     alerts = load_alerts(config.alerts_file) if config.alerts_file else AlertsConfig()
     store = IncidentStore(config.data_dir / ALERTS_FILE)
-    lifecycle = Lifecycle(store, alerts)
+    # Route like the server: the file's workflows plus the policies made through the API.
+    lifecycle = Lifecycle(store, Catalog(store).merged(alerts))
     now = int(time.time() * 1000)
     try:
         with store.transaction():

@@ -106,11 +106,12 @@ def _query(raw: dict[str, Any], name: str, where: str) -> str:
     clause = _FORBIDDEN.search(_QUOTED.sub("''", query))
     if clause:
         raise AlertError(f"{where}: condition '{name}': remove {clause.group(1).upper()} from "
-                         "the query; the evaluator sets the time range of each window")
+                         "`nrql.query`; the evaluator sets the time range of each window")
     try:
         compile_nrql(query, now_ms=0)
     except NrqlError as exc:
-        raise AlertError(f"{where}: condition '{name}': invalid NRQL: {exc}") from exc
+        raise AlertError(f"{where}: condition '{name}': invalid NRQL in `nrql.query`: "
+                         f"{exc}") from exc
     return query.strip()
 
 
@@ -118,13 +119,16 @@ def _term(raw: dict[str, Any], name: str, where: str) -> Term:
     context = f"{where}: condition '{name}' term"
     operator = str(raw.get("operator", "ABOVE")).upper()
     if operator not in OPERATORS:
-        raise AlertError(f"{context}: unknown operator {operator} "
+        raise AlertError(f"{context}: unknown operator {operator} in `operator` "
                          f"(use one of {', '.join(OPERATORS)})")
     occurrences = str(raw.get("thresholdOccurrences", "ALL")).upper()
     if occurrences not in ("ALL", "AT_LEAST_ONCE"):
-        raise AlertError(f"{context}: thresholdOccurrences must be ALL or AT_LEAST_ONCE")
+        raise AlertError(f"{context}: `thresholdOccurrences` must be ALL or AT_LEAST_ONCE")
     try:
         priority = Priority(str(raw.get("priority", "CRITICAL")).upper())
+    except ValueError:
+        raise AlertError(f"{context}: `priority` must be CRITICAL or WARNING") from None
+    try:
         return Term(priority, operator, float(_required(raw, "threshold", context)),
                     int(raw.get("thresholdDuration") or 60), occurrences == "ALL")
     except ValueError as exc:
@@ -135,7 +139,15 @@ def _signal(raw: dict[str, Any], name: str, where: str) -> Signal:
     context = f"{where}: condition '{name}' signal"
     try:
         method = Method(str(raw.get("aggregationMethod") or "EVENT_FLOW").upper())
+    except ValueError:
+        raise AlertError(f"{context}: `aggregationMethod` must be one of "
+                         f"{', '.join(m.value for m in Method)}") from None
+    try:
         fill = Fill(str(raw.get("fillOption") or "NONE").upper())
+    except ValueError:
+        raise AlertError(f"{context}: `fillOption` must be one of "
+                         f"{', '.join(f.value for f in Fill)}") from None
+    try:
         signal = Signal(
             window_s=int(raw.get("aggregationWindow") or 60), method=method,
             delay_s=int(raw["aggregationDelay"]) if raw.get("aggregationDelay") is not None

@@ -1,11 +1,17 @@
-"""The alerts service inside `trailguard serve`: an evaluator thread and a delivery thread."""
+"""The alerts service inside `trailguard serve`: an evaluator thread and a delivery thread.
+
+It always runs, so conditions can be added through the API to a server started without an
+alerts file; with neither, it evaluates nothing.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
+from trailguard.alerts.catalog import Catalog
 from trailguard.alerts.delivery import Deliverer
 from trailguard.alerts.evaluator import Evaluator
 from trailguard.alerts.incidents import ALERTS_FILE, IncidentStore
@@ -21,12 +27,21 @@ class AlertService:
     """Evaluates conditions every `interval_s` and delivers notifications as they queue."""
 
     def __init__(self, store: EventStore, config: AlertsConfig, data_dir: Path) -> None:
-        self.config = config
+        self.file_config = config
         self.incidents = IncidentStore(Path(data_dir) / ALERTS_FILE)
+        self.catalog = Catalog(self.incidents)
+        try:
+            with self.incidents.transaction():
+                self.catalog.sync_file(config, int(time.time() * 1000))
+                # One object shared by evaluator, lifecycle and deliverer; `reload` updates it.
+                self.config = self.catalog.merged(config)
+        except BaseException:
+            self.incidents.close()
+            raise
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self.evaluator = Evaluator(store, config, self.incidents, wake=self._wake.set)
-        self.deliverer = Deliverer(self.incidents, config)
+        self.evaluator = Evaluator(store, self.config, self.incidents, wake=self._wake.set)
+        self.deliverer = Deliverer(self.incidents, self.config)
         self._threads = [threading.Thread(target=self._evaluate_loop, name="alerts-evaluator",
                                           daemon=True),
                          threading.Thread(target=self._deliver_loop, name="alerts-delivery",
@@ -38,11 +53,22 @@ class AlertService:
         log_fields(log, logging.INFO, "alerts started", conditions=len(self.config.enabled),
                    destinations=len(self.config.destinations), interval_s=self.config.interval_s)
 
+    def reload(self) -> None:
+        """Take in catalog changes; callers hold `incidents.transaction()`, which every
+        evaluation also holds, so no condition is evaluated half-changed."""
+        merged = self.catalog.merged(self.file_config)
+        self.config.conditions = merged.conditions
+        self.config.destinations = merged.destinations
+        self.config.workflows = merged.workflows
+        log_fields(log, logging.INFO, "alerts configuration changed",
+                   conditions=len(merged.enabled), destinations=len(merged.destinations))
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         for thread in self._threads:
-            thread.join(timeout=30)
+            if thread.ident is not None:  # started
+                thread.join(timeout=30)
         self.incidents.close()
 
     def _evaluate_loop(self) -> None:
@@ -64,10 +90,10 @@ class AlertService:
 
 
 def start_alerts(store: EventStore, alerts_file: Path | None,
-                 data_dir: Path) -> AlertService | None:
-    """Start alerting from `alerts_file` beside the server, or None when there is none."""
-    if alerts_file is None:
-        return None
-    service = AlertService(store, load_alerts(alerts_file), data_dir)
+                 data_dir: Path) -> AlertService:
+    """Start alerting beside the server: the alerts file's conditions (if any) and the
+    ones made through the API."""
+    config = load_alerts(alerts_file) if alerts_file is not None else AlertsConfig()
+    service = AlertService(store, config, data_dir)
     service.start()
     return service

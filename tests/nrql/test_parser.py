@@ -95,7 +95,21 @@ def test_bucket_widths(setting: int | str, span: int, width: int) -> None:
                                               "'days', found 'parsecs' at line 1, column 27")),
     ("SELECT a FROM Log WHERE x IN {{v}}", "expected '(', found '{{v}}' at line 1, column 30"),
     ("SELECT count(*) FROM Log WHERE a RLIKE '(?=x)'", ("regular expressions here are RE2: no "
-     "lookahead, lookbehind or backreferences at line 1, column 40")),
+     "lookahead or lookbehind at line 1, column 40")),
+    ("SELECT count(*) FROM Log WHERE a RLIKE '(?P<a>x)(?P=a)'", ("regular expressions here are RE2: "
+     "no backreferences at line 1, column 40")),
+    ("SELECT count(*) FROM Log WHERE a RLIKE 'a++'", ("regular expressions here are RE2: no "
+     "possessive quantifiers such as a++ at line 1, column 40")),
+    ("SELECT count(*) FROM Log WHERE a RLIKE '(?x) a'", ("regular expressions here are RE2: "
+     "inline flags are only i, m, s and U at line 1, column 40")),
+    ("SELECT capture(a, r'a{1001}') FROM Log", ("regular expressions here are RE2: repeat "
+     "counts are at most 1000 at line 1, column 19")),
+    ("SELECT count(*) FROM Log SINCE 1e400 days ago", ("time out of range (at most about "
+     "31,000 years), found '1e400' at line 1, column 32")),
+    ("SELECT count(*) FROM Log TIMESERIES 1e300", ("time out of range (at most about 31,000 "
+     "years), found '1e300' at line 1, column 37")),
+    ("SELECT count(*) FROM `` ", "empty `backtick` name at line 1, column 22"),
+    ("SELECT x[``] FROM Log", "empty `backtick` name at line 1, column 10"),
     ("SELECT count(*) FROM Log WHERE a RLIKE 'x('", ("invalid regular expression: missing ), "
      "unterminated subpattern at position 1 at line 1, column 40")),
     ("SELECT count(*) FROM Log TIMESERIES 1 second SINCE 1 day ago",

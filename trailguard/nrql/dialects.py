@@ -63,6 +63,10 @@ class SqlDialect:
     def to_text(self, value: exp.Expression) -> exp.Expression:
         return exp.TryCast(this=value, to=exp.DataType.build("VARCHAR"))
 
+    def to_integer(self, value: exp.Expression) -> exp.Expression:
+        """A whole number, NULL when out of BIGINT's range (a plain CAST would fail)."""
+        return exp.TryCast(this=value, to=exp.DataType.build("BIGINT"))
+
     def to_boolean(self, value: exp.Expression) -> exp.Expression:
         return exp.TryCast(this=value, to=exp.DataType.build("BOOLEAN"))
 
@@ -128,7 +132,7 @@ class SqlDialect:
         return _call("unnest", _call("range", first, stop))
 
     def format_time(self, epoch_ms: exp.Expression, function: str) -> exp.Expression:
-        moment = _call("epoch_ms", exp.Cast(this=epoch_ms, to=exp.DataType.build("BIGINT")))
+        moment = _call("epoch_ms", self.to_integer(epoch_ms))
         return _call("strftime", moment, exp.Literal.string(TIME_FORMATS[function][0]))
 
 
@@ -165,6 +169,9 @@ class ClickHouseDialect(SqlDialect):
 
     def to_text(self, value: exp.Expression) -> exp.Expression:
         return _call("toString", value)
+
+    def to_integer(self, value: exp.Expression) -> exp.Expression:
+        return _call("accurateCastOrNull", _call("trunc", value), exp.Literal.string("Int64"))
 
     def to_boolean(self, value: exp.Expression) -> exp.Expression:
         lowered = _call("lower", _call("toString", value))
@@ -229,7 +236,7 @@ class ClickHouseDialect(SqlDialect):
         return _call("arrayJoin", _call("range", first, stop))
 
     def format_time(self, epoch_ms: exp.Expression, function: str) -> exp.Expression:
-        moment = _call("fromUnixTimestamp64Milli", _call("toInt64", epoch_ms),
+        moment = _call("fromUnixTimestamp64Milli", self.to_integer(epoch_ms),
                        exp.Literal.string("UTC"))
         return _call("formatDateTime", moment, exp.Literal.string(TIME_FORMATS[function][1]))
 

@@ -8,6 +8,7 @@ NRQL does not coerce between types, so the context decides.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
 
 from sqlglot import exp
@@ -292,19 +293,39 @@ def comparison_kind(left: ast.Expr, right: ast.Expr) -> str:
     return "text"
 
 
-# RE2 (what both backends run) has no lookaround and no backreferences.
-_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]")
+# RE2 (what both backends run) lacks some of Python's syntax; spotted here so the user
+# gets a positioned NrqlError instead of a backend failure. Escapes and [classes] are
+# blanked out first, so `\++` or `[*+]` are not mistaken for a possessive `a++`.
+_ESCAPE_OR_CLASS = re.compile(r"(\\.)|\[\^?\]?(?:\\.|[^\]\\])*\]", re.DOTALL)
+_NOT_RE2 = (
+    (re.compile(r"\(\?<?[=!]"), "no lookahead or lookbehind"),
+    (re.compile(r"\\[1-9]|\(\?P="), "no backreferences"),
+    (re.compile(r"\(\?[>#(]"), "no atomic groups, comments or conditionals"),
+    (re.compile(r"[*+?}]\+"), "no possessive quantifiers such as a++"),
+    (re.compile(r"\(\?[-imsU]*[aLux]"), "inline flags are only i, m, s and U"),
+)
+_REPEAT = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+MAX_REPEAT = 1000   # RE2's limit on {n,m}
 
 
 def check_regex(pattern: str, source: str, position: int) -> None:
     """Reject a pattern the backend's RE2 would fail on, naming where it is."""
     try:
-        re.compile(pattern)
+        with warnings.catch_warnings():   # "possible nested set": RE2 reads it as Python does
+            warnings.simplefilter("ignore", FutureWarning)
+            re.compile(pattern)
     except re.error as error:
         raise NrqlError(f"invalid regular expression: {error}", source, position) from None
-    if _NOT_RE2.search(pattern):
-        raise NrqlError("regular expressions here are RE2: no lookahead, lookbehind or "
-                        "backreferences", source, position)
+    # Escapes keep their letter (`\1` stays visible as a backreference), classes vanish.
+    blanked = _ESCAPE_OR_CLASS.sub(lambda match: match.group(1) or "c", pattern)
+    blanked = re.sub(r"\\[^1-9]", "e", blanked)
+    for check, reason in _NOT_RE2:
+        if check.search(blanked):
+            raise NrqlError(f"regular expressions here are RE2: {reason}", source, position)
+    for low, high in _REPEAT.findall(blanked):
+        if int(low) > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
+            raise NrqlError(f"regular expressions here are RE2: repeat counts are at most "
+                            f"{MAX_REPEAT}", source, position)
 
 
 def named_group_index(pattern: str) -> int:

@@ -53,9 +53,9 @@ def _substring(compiler: ExpressionCompiler, call: ast.Call) -> exp.Expression:
     negative = exp.LT(this=start, expression=exp.Literal.number(0))
     first = exp.Case(ifs=[exp.If(this=negative, true=from_end)],
                      default=exp.Add(this=start.copy(), expression=one))
-    first = exp.Cast(this=first, to=exp.DataType.build("BIGINT"))
+    first = compiler.dialect.to_integer(first)
     if len(call.args) > 2:
-        length = exp.Cast(this=compiler.number(call.args[2]), to=exp.DataType.build("BIGINT"))
+        length = compiler.dialect.to_integer(compiler.number(call.args[2]))
         return exp.Substring(this=text, start=first, length=length)
     return exp.Substring(this=text, start=first)
 

@@ -22,6 +22,9 @@ TIME_UNITS_MS = {
     "quarter": 91 * 86_400_000, "year": 365 * 86_400_000,
 }
 
+# Times and widths beyond ~31,000 years mean a typo; they would overflow SQL's BIGINT later.
+MAX_MILLISECONDS = 10**15
+
 COMPARISONS = {"=": "=", "!=": "!=", "<>": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
@@ -85,6 +88,20 @@ class ExpressionParser:
     def error(self, reason: str, token: Token | None = None) -> NrqlError:
         token = token or self.current
         return NrqlError(f"{reason}, found {token.describe()}", self.query, token.position)
+
+    def milliseconds(self, number: Token, unit: int = 1) -> int:
+        """`number` units in milliseconds; an NrqlError at `number` when out of range."""
+        value = float(number.text) * unit
+        if not abs(value) <= MAX_MILLISECONDS:   # also catches inf and nan
+            raise self.error("time out of range (at most about 31,000 years)", number)
+        return int(value)
+
+    def quoted_name(self) -> Token:
+        """A `backticked` attribute or event type; only a label (AS ``) may be empty."""
+        token = self.advance()
+        if not token.text:
+            raise NrqlError("empty `backtick` name", self.query, token.position)
+        return token
 
     def unsupported(self, feature: str, token: Token | None = None) -> NrqlUnsupportedError:
         token = token or self.current
@@ -224,8 +241,7 @@ class ExpressionParser:
             self.advance()
             return ast.Literal(token.text, token.position)
         if token.kind is Kind.QUOTED_NAME:
-            self.advance()
-            return ast.Attribute(token.text, token.position)
+            return ast.Attribute(self.quoted_name().text, token.position)
         if token.kind is Kind.VARIABLE:
             raise NrqlError(f"dashboard variable {{{{{token.text}}}}} has no value",
                             self.query, token.position)
@@ -244,7 +260,8 @@ class ExpressionParser:
     def parse_index(self, value: ast.Expr) -> ast.Expr:
         """`attr['field']` (or `attr[field]`) is `getField(attr, 'field')`."""
         while (bracket := self.accept_symbol("[")) is not None:
-            token = self.advance()
+            token = self.quoted_name() if self.current.kind is Kind.QUOTED_NAME \
+                else self.advance()
             if token.kind not in (Kind.STRING, Kind.NAME, Kind.QUOTED_NAME):
                 raise self.error("expected a field name inside [ ]", token)
             self.expect_symbol("]")
@@ -305,5 +322,5 @@ class ExpressionParser:
             self.advance()
             unit = time_unit_ms(self.advance().text)
             assert unit is not None
-            return ast.Literal(int(float(token.text) * unit), token.position)
+            return ast.Literal(self.milliseconds(token, unit), token.position)
         return self.parse_expression()

@@ -107,7 +107,10 @@ class _Parser(ExpressionParser):
             raise self.unsupported("a nested query beside other event types in FROM")
         if token.kind in (Kind.NAME, Kind.QUOTED_NAME) and not (
                 token.kind is Kind.NAME and token.text.lower() in CLAUSE_WORDS):
-            self.advance()
+            if token.kind is Kind.QUOTED_NAME:
+                self.quoted_name()
+            else:
+                self.advance()
             if self.current.kind is Kind.SYMBOL and self.current.text == "(":
                 raise self.unsupported(f"FROM {token.text}(...)")
             if self.current.is_word("join", "inner", "left"):
@@ -244,10 +247,10 @@ class _Parser(ExpressionParser):
             number = self.advance()
             unit = time_unit_ms(self.current.text) if self.current.kind is Kind.NAME else None
             if unit is None:
-                width = int(float(number.text))  # a bare number is a width in milliseconds
+                width = self.milliseconds(number)  # a bare number is a width in milliseconds
             else:
                 self.advance()
-                width = int(float(number.text) * unit)
+                width = self.milliseconds(number, unit)
             if width <= 0:
                 raise self.error("a time bucket must be longer than zero", number)
             return width
@@ -269,7 +272,7 @@ class _Parser(ExpressionParser):
             raise self.error("expected a time unit such as 'minutes' or 'days'")
         self.advance()
         self.expect_word("ago")
-        return int(float(token.text) * unit)
+        return self.milliseconds(token, unit)
 
     def parse_time_point(self) -> ast.TimePoint:
         token = self.current
@@ -280,7 +283,7 @@ class _Parser(ExpressionParser):
             self.advance()
             if following.kind is Kind.NAME and following.text.lower() not in CLAUSE_WORDS:
                 raise self.error("expected a time unit such as 'minutes' or 'days'")
-            return ast.AbsoluteTime(int(float(token.text)), token.position)
+            return ast.AbsoluteTime(self.milliseconds(token), token.position)
         if token.kind is Kind.STRING:
             self.advance()
             moment = parse_datetime_ms(token.text)

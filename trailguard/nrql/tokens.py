@@ -87,8 +87,6 @@ def _next_token(query: str, position: int) -> tuple[Token, int]:
         close = query.find("`", position + 1)
         if close < 0:
             raise NrqlError("unterminated `backtick` name", query, position)
-        if close == position + 1:   # no attribute or event type has an empty name
-            raise NrqlError("empty `backtick` name", query, position)
         return Token(Kind.QUOTED_NAME, query[position + 1:close], position), close + 1
     if query.startswith("{{", position):
         close = query.find("}}", position + 2)

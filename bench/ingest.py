@@ -17,6 +17,7 @@ import base64
 import gzip
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -51,13 +52,16 @@ def main() -> None:
     raw_bytes, gz_bytes = _write_ndjson(ndjson_gz, templates, args.events)
     server = _Server(workdir / "data", args.memory_limit)
     try:
-        sent, elapsed, bodies = _send_all(server.port, templates, args)
+        sent, elapsed, bodies = _send_all(server.port, templates, args,
+                                           workdir / "bodies")
         peak_rss = server.peak_rss_kib()
     finally:
         server.stop()
     stored, disk_bytes = _stored(workdir / "data")
 
     bulk_elapsed, bulk_disk = _bulk_load(workdir / "bulk.duckdb", ndjson_gz)
+    if not args.workdir:  # a 10M run leaves ~12 GB behind
+        shutil.rmtree(workdir)
     _report(args.events, sent, stored, elapsed, bulk_elapsed, peak_rss,
             disk_bytes, bulk_disk, raw_bytes, gz_bytes, bodies)
 
@@ -116,22 +120,33 @@ def _request(templates: list[bytes], number: int, batch: int, total: int) -> byt
     return gzip.compress(orjson.dumps(body), compresslevel=6)
 
 
-def _send_all(port: int, templates: list[bytes],
-              args: argparse.Namespace) -> tuple[int, float, int]:
-    """POST every request (retrying 503s like Firehose); events acknowledged and seconds."""
+def _send_all(port: int, templates: list[bytes], args: argparse.Namespace,
+              spool: Path) -> tuple[int, float, int]:
+    """POST every request (retrying 503s like Firehose); events acknowledged and seconds.
+
+    Bodies are built before the clock starts (into `spool` when there are many), so the
+    client threads on this same machine only send.
+    """
     requests = -(-args.events // args.batch)
-    prebuilt = requests <= 2_000  # up to ~1M events: build bodies before the clock starts
-    bodies: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
+    in_memory = requests <= 2_000  # up to ~1M events
+    if not in_memory:
+        spool.mkdir(parents=True, exist_ok=True)
+        print(f"building {requests} request bodies in {spool} before the clock starts",
+              flush=True)
+    bodies: queue.Queue[tuple[int, bytes | Path]] = queue.Queue()
     body_bytes = 0
     for number in range(requests):
-        body = _request(templates, number, args.batch, args.events) if prebuilt else None
-        body_bytes += len(body or b"")
-        bodies.put((number, body))
-    if not prebuilt:
-        print("bodies are built by the client threads while sending (over 2,000 requests)")
+        body = _request(templates, number, args.batch, args.events)
+        body_bytes += len(body)
+        if in_memory:
+            bodies.put((number, body))
+        else:
+            path = spool / f"{number:08d}.json.gz"
+            path.write_bytes(body)
+            bodies.put((number, path))
 
     acked = [0] * args.threads
-    threads = [threading.Thread(target=_client, args=(port, templates, args, bodies, acked, i))
+    threads = [threading.Thread(target=_client, args=(port, args, bodies, acked, i))
                for i in range(args.threads)]
     started = time.perf_counter()
     for thread in threads:
@@ -141,8 +156,8 @@ def _send_all(port: int, templates: list[bytes],
     return sum(acked), time.perf_counter() - started, body_bytes
 
 
-def _client(port: int, templates: list[bytes], args: argparse.Namespace,
-            bodies: queue.Queue, acked: list[int], index: int) -> None:
+def _client(port: int, args: argparse.Namespace, bodies: queue.Queue, acked: list[int],
+            index: int) -> None:
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
                "X-Amz-Firehose-Access-Key": KEY}
     with httpx.Client(timeout=180) as client:
@@ -151,7 +166,8 @@ def _client(port: int, templates: list[bytes], args: argparse.Namespace,
                 number, body = bodies.get_nowait()
             except queue.Empty:
                 return
-            body = body or _request(templates, number, args.batch, args.events)
+            if isinstance(body, Path):
+                body = body.read_bytes()
             headers["X-Amz-Firehose-Request-Id"] = f"bench-{number:08d}"
             while True:
                 response = client.post(f"http://127.0.0.1:{port}/firehose/v1",
@@ -190,15 +206,34 @@ class _Server:
         self.process.kill()
         raise SystemExit("the server did not answer /health within 30 s")
 
-    def peak_rss_kib(self) -> int:
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-        return 0
+    def peak_rss_kib(self) -> tuple[int, int]:
+        """Peak RSS of the server process, and the sum of its decode workers' peaks."""
+        workers = sum(_peak_rss_kib(pid) for pid in _children(self.process.pid))
+        return _peak_rss_kib(self.process.pid), workers
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=120)
+
+
+def _peak_rss_kib(pid: int) -> int:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")), 0)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _stored(data_dir: Path) -> tuple[int, int]:
@@ -259,14 +294,17 @@ def _hot_expression(attribute: str, sql_type: str, number: int) -> str:
 
 
 def _report(total: int, sent: int, stored: int, elapsed: float, bulk_elapsed: float,
-            peak_rss_kib: int, disk: int, bulk_disk: int, raw: int, gz: int,
+            peak_rss_kib: tuple[int, int], disk: int, bulk_disk: int, raw: int, gz: int,
             bodies: int) -> None:
     rate, bulk_rate = sent / elapsed, total / bulk_elapsed
     print(f"trailguard ingest : {sent} events acknowledged in {elapsed:.1f} s = "
           f"{rate:,.0f} events/s; stored {stored} (expected {total})")
     print(f"duckdb bulk load  : {total} events in {bulk_elapsed:.1f} s = {bulk_rate:,.0f} events/s")
     print(f"ratio             : trailguard is {rate / bulk_rate:.2f}x DuckDB's bulk load")
-    print(f"server peak RSS   : {peak_rss_kib / 1024:.0f} MiB")
+    server_kib, workers_kib = peak_rss_kib
+    print(f"server peak RSS   : {server_kib / 1024:.0f} MiB; decode workers "
+          f"{workers_kib / 1024:.0f} MiB together; {(server_kib + workers_kib) / 1024:.0f} MiB "
+          "in all")
     print(f"raw JSON          : {raw / total:,.0f} B/event; gzip'd {gz / total:,.0f} B/event")
     if bodies:
         print(f"gzip'd requests   : {bodies / total:,.0f} B/event (base64 records inside)")

@@ -3,6 +3,8 @@ x two regions, LookupEvents and GuardDuty through the fake, all over real HTTP."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,6 +102,10 @@ def test_poll_without_sources_says_what_to_do(tmp_path: Path,
     ({"cloudtrail_buckets": [{"bucket": "b", "account": "nobody"}]}, "no account named"),
     ({"accounts": [], "pollers": {}}, "unknown key(s) pollers"),
     ({"cloudtrail_api": {"overlap": "soon"}}, "duration like 15m"),
+    ({"interval": "0s"}, "sources.interval must be at least 1s"),
+    ({"accounts": [{"name": "a"}], "cloudtrail_buckets": [
+        {"bucket": "b", "account": "a", "lookback_days": 40}]},
+     "lookback_days must be a whole number of days from 0 to 31, not 40"),
 ])
 def test_bad_sources_config_names_the_key(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -117,3 +123,32 @@ def test_sources_config_values() -> None:
         7_776_000_000, 300_000)
     assert (parsed.cloudtrail_buckets[0].prefix, parsed.interval_ms) == ("org/", 60_000)
     assert parsed.accounts[0].regions == "all"
+
+
+def test_poll_while_the_data_dir_is_held_points_at_the_server(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data_dir = tmp_path / "data"
+    DuckDBStore(data_dir).close()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_STORE, str(data_dir)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        config = tmp_path / "trailguard.yaml"
+        config.write_text(CONFIG)
+        code = main(["--config", str(config), "poll", "--once", "--data-dir", str(data_dir)])
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 1
+    assert "POST /api/v1/sources/poll" in capsys.readouterr().err
+
+
+# Another process with the store open, as a running server has it.
+HOLD_STORE = """
+import sys, time
+from pathlib import Path
+from trailguard.store import DuckDBStore
+store = DuckDBStore(Path(sys.argv[1]))
+print("holding", flush=True)
+time.sleep(60)
+"""

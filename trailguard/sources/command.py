@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from trailguard.errors import ConfigError
+from trailguard.errors import ConfigError, StoreBusyError
 from trailguard.logs import log_fields
 
 if TYPE_CHECKING:  # the runner imports boto3: only load it when polling
@@ -40,7 +40,13 @@ def run_poll_command(args: argparse.Namespace, config: Any) -> int:
     if not config.sources.accounts:
         raise ConfigError("no AWS sources configured: add a `sources:` section with at least "
                           "one account to the config file (see docs/aws-sources.md)")
-    store = DuckDBStore(config.data_dir)
+    try:
+        store = DuckDBStore(config.data_dir)
+    except StoreBusyError as exc:
+        raise StoreBusyError(
+            f"{config.data_dir} is in use, most likely by `trailguard serve`, which polls the "
+            "configured sources itself: see GET /api/v1/sources, or POST /api/v1/sources/poll "
+            "to poll now; stop the server to poll from the command line") from exc
     try:
         runner = SourceRunner(config.sources, store, config.data_dir)
         while True:

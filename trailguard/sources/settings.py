@@ -124,8 +124,8 @@ def parse_sources(raw: Any) -> SourcesConfig:
 def _interval(raw: Any) -> int:
     interval = parse_duration_ms(raw, "interval")
     if interval < MIN_INTERVAL_MS:
-        raise ConfigError(f"sources.interval must be at least 1s, not {raw!r} (AWS allows "
-                          "2 LookupEvents calls per second; 5m is a good default)")
+        raise ConfigError(f"sources.interval must be at least 1s, not {raw!r} "
+                          "(5m is a good start)")
     return interval
 
 

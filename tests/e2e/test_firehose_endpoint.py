@@ -20,18 +20,20 @@ pytestmark = pytest.mark.e2e
 ALL_LOGS = "FROM Log SELECT count(*) SINCE 20 years ago"
 
 
-def expected_events(body: dict, seen_log_event_ids: set) -> int | None:
-    """New events a sample request carries, decoded here independently; None if malformed.
+def expected_events(body: dict, seen_log_event_ids: set) -> int:
+    """New events a sample request carries, decoded here independently.
 
     CloudWatch Logs events already delivered (same log event id) are not new: two of
-    the samples carry the same DATA_MESSAGE.
+    the samples carry the same DATA_MESSAGE. A record that is not base64 is one event
+    (kept as received, flagged).
     """
     total = 0
     for record in body["records"]:
         try:
             data = base64.b64decode(record["data"], validate=True)
         except binascii.Error:
-            return None
+            total += 1
+            continue
         if data[:2] == b"\x1f\x8b":
             data = gzip.decompress(data)
         try:
@@ -49,7 +51,7 @@ def expected_events(body: dict, seen_log_event_ids: set) -> int | None:
     return total
 
 
-def test_every_firehose_sample_is_accepted_or_refused_with_a_reason(samples: Path, server):
+def test_every_firehose_sample_is_accepted_with_every_record_kept(samples: Path, server):
     seen_log_event_ids: set = set()
     for path in sorted((samples / "firehose").glob("*.json")):
         body = json.loads(path.read_text())
@@ -58,17 +60,27 @@ def test_every_firehose_sample_is_accepted_or_refused_with_a_reason(samples: Pat
 
         response = send(server.base_url, server.firehose_key, body)
 
-        if expected is None:
-            # alloy_cw_logs_control_and_bad_records.json: its 2nd record is cut-off base64,
-            # which Firehose itself never sends; the sender is told which record is bad.
-            assert response.status_code == 400, path.name
-            assert "records[1].data is not valid base64" in response.json()["errorMessage"]
-            assert response.json()["requestId"] == body["requestId"]
-            assert server.count(ALL_LOGS) == before
-        else:
-            assert response.status_code == 200, (path.name, response.text)
-            assert response.json()["requestId"] == body["requestId"]
-            assert server.count(ALL_LOGS) - before == expected, path.name
+        assert response.status_code == 200, (path.name, response.text)
+        assert response.json()["requestId"] == body["requestId"]
+        assert server.count(ALL_LOGS) - before == expected, path.name
+
+
+def test_a_record_that_is_not_base64_is_kept_flagged_beside_the_good_ones(samples: Path,
+                                                                          server):
+    # Its 2nd record is cut-off base64; the 1st is a CloudWatch Logs control message.
+    body = json.loads((samples / "firehose" / "alloy_cw_logs_control_and_bad_records.json")
+                      .read_text())
+    body["requestId"] = "bad-record-request"
+    body["records"].append({"data": base64.b64encode(b'{"message": "good one"}').decode()})
+
+    assert send(server.base_url, server.firehose_key, body).status_code == 200
+
+    rows = server.query("FROM Log SELECT message, `trailguard.parseError` WHERE "
+                        "`trailguard.parseError` IS NOT NULL SINCE 20 years ago")["results"]
+    assert [row["message"] for row in rows] == [body["records"][1]["data"]]
+    assert rows[0]["trailguard.parseError"].startswith("records[1].data is not valid base64")
+    assert server.count("FROM Log SELECT count(*) WHERE message = 'good one' "
+                        "SINCE 20 years ago") == 1
 
 
 def test_sample_values_land_as_attributes(samples: Path, server):
@@ -88,8 +100,8 @@ def good_body() -> dict:
     (None, None, {}, 401, "missing X-Amz-Firehose-Access-Key"),
     (None, "wrong-key", {}, 403, "access key rejected"),
     (b"{this is not json", "good", {}, 400, "not valid JSON"),
-    (json.dumps({"requestId": "r", "timestamp": 1, "records": [{"data": "%%%"}]}).encode(),
-     "good", {}, 400, "records[0].data is not valid base64"),
+    (json.dumps({"requestId": "r", "timestamp": 1, "records": [{"data": 5}]}).encode(),
+     "good", {}, 400, "records[0] must be an object with a base64 'data' string"),
     (gzip.compress(json.dumps(firehose_body([b"x"])).encode())[:-20], "good",
      {"Content-Encoding": "gzip"}, 400, "truncated gzip"),
 ])

@@ -33,6 +33,16 @@ def test_valid_request_decodes_with_common_attributes():
     assert batch.events[1].attributes["message"] == "hello"
 
 
+def test_a_record_that_is_not_base64_is_kept_as_a_flagged_log():
+    batch = decode_request(body([record(b'{"x": 1}'), {"data": "!!not base64!!"}]), HEADERS,
+                           Limits())
+
+    assert [event.attributes.get("x") for event in batch.events] == [1, None]
+    kept = batch.events[1].attributes
+    assert kept["message"] == "!!not base64!!"
+    assert kept["trailguard.parseError"].startswith("records[1].data is not valid base64")
+
+
 def test_whole_body_gzip():
     headers = {**HEADERS, "content-encoding": "gzip"}
     batch = decode_request(gzip.compress(body([record(b'{"x": 1}')])), headers, Limits())
@@ -42,7 +52,6 @@ def test_whole_body_gzip():
 @pytest.mark.parametrize(("raw", "headers", "message"), [
     (b"{not json", HEADERS, "request body is not valid JSON"),
     (b"[]", HEADERS, "must be a JSON object"),
-    (body([{"data": "!!not base64!!"}]), HEADERS, "records[0].data is not valid base64"),
     (body([record(b"ok"), {"data": 5}]), HEADERS, "records[1] must be an object"),
     (body([], timestamp="yesterday"), HEADERS, "'timestamp' must be"),
     (body([], requestId=""), HEADERS, "'requestId' must be a non-empty string"),

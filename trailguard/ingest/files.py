@@ -8,8 +8,6 @@ exactly as if they had arrived through Firehose. Digest files are skipped.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import gzip
 import time
 from collections.abc import Iterator
@@ -25,7 +23,8 @@ from trailguard.ingest.documents import (
     is_cloudtrail_record,
     log_event,
 )
-from trailguard.ingest.payloads import events_from_record, split_json_documents
+from trailguard.ingest.firehose import record_events
+from trailguard.ingest.payloads import split_json_documents
 
 MAX_RECORD_BYTES = 128 * 1024 * 1024
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
@@ -109,8 +108,4 @@ def _firehose_body_events(body: dict[str, Any], now_ms: int) -> Iterator[Event]:
         data = record.get("data") if isinstance(record, dict) else None
         if not isinstance(data, str):
             raise IngestError(f"records[{index}] has no base64 'data' string")
-        try:
-            raw = base64.b64decode(data, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise IngestError(f"records[{index}].data is not valid base64: {exc}") from exc
-        yield from events_from_record(raw, timestamp, {}, MAX_RECORD_BYTES)
+        yield from record_events(data, index, timestamp, {}, MAX_RECORD_BYTES)

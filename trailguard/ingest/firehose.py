@@ -20,6 +20,7 @@ import orjson
 
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
+from trailguard.ingest.documents import text_log_event
 from trailguard.ingest.payloads import events_from_record, gunzip_bounded
 from trailguard.ingest.timestamps import in_range
 
@@ -70,12 +71,9 @@ def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> F
     digest = hashlib.sha256()
     events: list[Event] = []
     for index, record in enumerate(records):
-        data = _record_bytes(record, index)
-        digest.update(len(data).to_bytes(8, "big") + data)
-        try:
-            events.extend(events_from_record(data, timestamp, common, limits.max_inflated_bytes))
-        except IngestError as exc:
-            raise IngestError(f"records[{index}]: {exc}", exc.status) from exc
+        data = _record_text(record, index)
+        digest.update(len(data).to_bytes(8, "big") + data.encode())
+        events.extend(record_events(data, index, timestamp, common, limits.max_inflated_bytes))
     delivery_key = f"{request_id}|{digest.hexdigest()[:32]}"
     return FirehoseBatch(request_id, timestamp, events, delivery_key)
 
@@ -119,10 +117,26 @@ def _request_id(envelope: dict[str, Any], headers: Mapping[str, str]) -> str:
     return body_id
 
 
-def _record_bytes(record: Any, index: int) -> bytes:
+def record_events(data: str, index: int, timestamp: int, common: dict[str, Scalar],
+                  inflate_limit: int) -> list[Event]:
+    """The events of `records[index]` whose base64 `data` is given.
+
+    Data that is not base64 (cut off, or never encoded) is a bad record, not a bad
+    request: it is kept as a `Log` whose `message` is the text as received and whose
+    `trailguard.parseError` says why, and the rest of the request is stored as usual.
+    """
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        reason = f"records[{index}].data is not valid base64: {exc}"
+        return [text_log_event(data, timestamp, common, reason)]
+    try:
+        return events_from_record(raw, timestamp, common, inflate_limit)
+    except IngestError as exc:
+        raise IngestError(f"records[{index}]: {exc}", exc.status) from exc
+
+
+def _record_text(record: Any, index: int) -> str:
     if not isinstance(record, dict) or not isinstance(record.get("data"), str):
         raise IngestError(f"records[{index}] must be an object with a base64 'data' string")
-    try:
-        return base64.b64decode(record["data"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise IngestError(f"records[{index}].data is not valid base64: {exc}") from exc
+    return record["data"]

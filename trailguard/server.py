@@ -55,7 +55,7 @@ def serve(config: Config, demo: bool = False) -> None:
                     timeout_keep_alive=30)
     finally:
         if sources is not None:
-            sources.stop()  # already stopped by the app, unless it never started
+            sources.stop(timeout_s=1.0)  # the app has stopped it, unless it never ran
         if alerts is not None:
             alerts.stop()
         store.close()

@@ -40,6 +40,7 @@ class AlertService:
             raise
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._changed = threading.Event()
         self.evaluator = Evaluator(store, self.config, self.incidents, wake=self._wake.set)
         self.deliverer = Deliverer(self.incidents, self.config)
         self._threads = [threading.Thread(target=self._evaluate_loop, name="alerts-evaluator",
@@ -60,12 +61,14 @@ class AlertService:
         self.config.conditions = merged.conditions
         self.config.destinations = merged.destinations
         self.config.workflows = merged.workflows
+        self._changed.set()  # a new condition starts now, not an interval from now
         log_fields(log, logging.INFO, "alerts configuration changed",
                    conditions=len(merged.enabled), destinations=len(merged.destinations))
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._changed.set()
         for thread in self._threads:
             if thread.ident is not None:  # started
                 thread.join(timeout=30)
@@ -73,8 +76,9 @@ class AlertService:
 
     def _evaluate_loop(self) -> None:
         while not self._stop.is_set():
+            self._changed.clear()
             self._guarded(self.evaluator.tick)
-            self._stop.wait(self.config.interval_s)
+            self._changed.wait(self.config.interval_s)
 
     def _deliver_loop(self) -> None:
         while not self._stop.is_set():

@@ -10,7 +10,12 @@ from trailguard.config import load_config
 from trailguard.errors import ConfigError
 from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event
 from trailguard.store import Delivery, DuckDBStore, WriteResult
-from trailguard.store.retention import DAY_MS, RetentionJob, enforce_retention
+from trailguard.store.retention import (
+    DAY_MS,
+    RetentionJob,
+    enforce_retention,
+    expire_in_slices,
+)
 
 NOW = 1_700_000_000_000
 
@@ -90,3 +95,33 @@ def test_retention_from_the_environment(raw, expected):
 def test_bad_retention_names_the_key(raw, message):
     with pytest.raises(ConfigError, match=f"configuration key retention_days: {message}"):
         load_config(environ={"TRAILGUARD_RETENTION_DAYS": raw})
+
+
+def test_a_long_history_is_deleted_in_slices_oldest_first(store):
+    # 30 events an hour apart; the 20 oldest are past the cutoff.
+    store.write([Event(LOG, NOW - hours * 3_600_000, {"message": f"h{hours}"}, f"k:h{hours}")
+                 for hours in range(30)])
+    calls: list[int] = []
+    real_expire = store.expire
+
+    def expire(event_type: str, before_ms: int) -> int:
+        deleted = real_expire(event_type, before_ms)
+        calls.append(deleted)
+        return deleted
+
+    store.expire = expire
+    cutoff = NOW - 9 * 3_600_000  # events 10..29 hours old are past it
+
+    assert expire_in_slices(store, LOG, cutoff, slice_events=4) == 20
+    assert len(calls) > 2 and max(calls) <= 8  # many small transactions, not one big one
+    assert sorted(row[0] for row in kept(store)) == [LOG] * 10
+
+
+def test_a_stopping_job_leaves_the_rest_for_its_next_pass(store):
+    store.write([Event(LOG, NOW - hours * 3_600_000, {"message": f"h{hours}"}, f"k:h{hours}")
+                 for hours in range(10, 30)])
+
+    assert expire_in_slices(store, LOG, NOW, slice_events=4, stopping=lambda: True) == 0
+    assert len(kept(store)) == 20
+    assert store.oldest(LOG) == NOW - 29 * 3_600_000
+    assert store.oldest(INFRASTRUCTURE_EVENT) is None

@@ -62,6 +62,9 @@ class EventStore(Protocol):
     def expire(self, event_type: str, before_ms: int) -> int:
         """Delete events of `event_type` older than `before_ms`; returns how many."""
 
+    def oldest(self, event_type: str) -> int | None:
+        """The timestamp of the oldest `event_type` event, None when there is none."""
+
     def forget_deliveries(self, before_ms: int) -> int:
         """Forget delivery keys received before `before_ms`; returns how many."""
 

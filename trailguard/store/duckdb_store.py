@@ -106,6 +106,12 @@ class DuckDBStore:
                 raise StoreError(f"cannot expire events in {self.path}: {exc}") from exc
         return int(deleted[0]) if deleted else 0
 
+    def oldest(self, event_type: str) -> int | None:
+        """The timestamp of the oldest `event_type` event, None when there is none."""
+        rows = self.read(f"SELECT min(timestamp) FROM {TABLE} WHERE event_type = $type",
+                         {"type": event_type}).rows
+        return rows[0][0] if rows else None
+
     def forget_deliveries(self, before_ms: int) -> int:
         """Forget request keys received before `before_ms` (long past any Firehose retry)."""
         with self._write_lock:

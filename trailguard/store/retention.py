@@ -20,17 +20,43 @@ from trailguard.store.base import EventStore
 log = logging.getLogger("trailguard.store.retention")
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 DELIVERY_KEY_DAYS = 7
 DEFAULT_INTERVAL_S = 3600.0
+# Events deleted per transaction, roughly. Each slice holds the store's write lock, so
+# ingest waits at most one slice, even on the first pass over years of history.
+SLICE_EVENTS = 50_000
 
 
-def enforce_retention(store: EventStore, retention_days: Mapping[str, float],
-                      now_ms: int) -> dict[str, int]:
+def enforce_retention(store: EventStore, retention_days: Mapping[str, float], now_ms: int,
+                      slice_events: int = SLICE_EVENTS,
+                      stopping: Callable[[], bool] = lambda: False) -> dict[str, int]:
     """Apply `retention_days` once; events deleted per event type, and delivery keys."""
     removed: dict[str, int] = {}
     for event_type, days in sorted(retention_days.items()):
-        removed[event_type] = store.expire(event_type, now_ms - round(days * DAY_MS))
+        cutoff = now_ms - round(days * DAY_MS)
+        removed[event_type] = expire_in_slices(store, event_type, cutoff, slice_events,
+                                               stopping)
     removed["(delivery keys)"] = store.forget_deliveries(now_ms - DELIVERY_KEY_DAYS * DAY_MS)
+    return removed
+
+
+def expire_in_slices(store: EventStore, event_type: str, cutoff_ms: int,
+                     slice_events: int = SLICE_EVENTS,
+                     stopping: Callable[[], bool] = lambda: False) -> int:
+    """Delete `event_type` events older than `cutoff_ms`, oldest first, one time slice per
+    transaction; the slice widens or narrows to hold about `slice_events` events."""
+    lower = store.oldest(event_type)
+    removed, step = 0, HOUR_MS
+    while lower is not None and lower < cutoff_ms and not stopping():
+        upper = min(cutoff_ms, lower + step)
+        deleted = store.expire(event_type, upper)
+        removed += deleted
+        lower = upper
+        if deleted < slice_events // 4:
+            step *= 2
+        elif deleted > slice_events:
+            step = max(1, step // 2)
     return removed
 
 
@@ -61,7 +87,8 @@ class RetentionJob:
         """One pass; store errors are logged, and the next pass tries again."""
         try:
             removed = enforce_retention(self.store, self.retention_days,
-                                        int(self.clock() * 1000))
+                                        int(self.clock() * 1000),
+                                        stopping=self._stopping.is_set)
         except StoreError as exc:
             log_fields(log, logging.ERROR, "retention pass failed", reason=str(exc))
             return {}

@@ -166,7 +166,9 @@ def test_sigterm_commits_and_checkpoints_before_exiting(tmp_path: Path):
     output = server.stop()
 
     assert 'msg="server stopped"' in output
-    assert sorted(path.name for path in data_dir.iterdir()) == ["trailguard.duckdb"]
+    # No .wal left; alerts.sqlite is the alert service's (it runs in every serve).
+    assert sorted(path.name for path in data_dir.iterdir()) == ["alerts.sqlite",
+                                                                "trailguard.duckdb"]
     store = DuckDBStore(data_dir, read_only=True)
     try:
         assert store.read("SELECT count(*) FROM events", {}).rows == [(RECORDS,)]

@@ -328,3 +328,14 @@ def test_the_destination_secret_is_never_returned(api, receiver):
     everything = api.client.get("/api/v1/alerts/destinations", headers=KEY).text
     everything += api.client.get("/api/v1/alerts/destinations/5", headers=KEY).text
     assert HOOK_ENV in everything and receiver.url not in everything
+
+
+def test_a_file_item_named_like_an_api_item_stops_the_start(tmp_path, alerts_file, receiver):
+    from trailguard.errors import AlertError
+
+    api = Harness(tmp_path / "data", None)
+    api.call("POST", "/policies", {"name": "GuardDuty"}, 201)
+    api.close()
+    with pytest.raises(AlertError, match="policy 'GuardDuty' is in the alerts file and was "
+                                         r"also made through the API \(id 1\)"):
+        Harness(tmp_path / "data", alerts_file)

@@ -10,6 +10,7 @@ import pytest
 from trailguard.errors import StoreError, StoreOverloadedError
 from trailguard.events import LOG, Event
 from trailguard.store import Delivery, DuckDBStore, WriteResult
+from trailguard.store.arrow_rows import events_to_table
 from trailguard.store.writer import GroupCommitWriter
 
 
@@ -98,6 +99,23 @@ def test_a_full_queue_refuses_with_overloaded(store):
     assert writer.write(Delivery(events("late", 40), "late")) == WriteResult(40, 0)
     writer.close()
     assert len(stored_messages(store)) == 121
+
+
+def test_a_queue_full_of_bytes_refuses_with_overloaded(store):
+    gated = GatedStore(store)
+    big = events_to_table([Event(LOG, 1_700_000_000_000 + n, {"message": "x" * 10_000},
+                                 f"k:big-{n}") for n in range(10)])
+    writer = GroupCommitWriter(gated, max_queued_events=1_000, max_queued_bytes=150_000)
+    head = writer.submit(Delivery(events("head", 1), "head"))
+    gated.entered.wait()
+    queued = writer.submit(Delivery([], "big-1", table=big))  # ~100 KB of rows
+
+    with pytest.raises(StoreOverloadedError, match=r"MiB waiting, bound 0 MiB"):
+        writer.submit(Delivery([], "big-2", table=big))
+
+    gated.gate.set()
+    assert [head.result(), queued.result()] == [WriteResult(1, 0), WriteResult(10, 0)]
+    writer.close()
 
 
 def test_groups_are_bounded_in_events(store):

@@ -38,6 +38,11 @@ class Delivery:
         """How many events the delivery carries."""
         return self.table.num_rows if self.table is not None else len(self.events)
 
+    @property
+    def nbytes(self) -> int:
+        """Memory the delivery's rows hold (0 for `events`, which are not measured)."""
+        return self.table.nbytes if self.table is not None else 0
+
 
 @dataclass(frozen=True, slots=True)
 class QueryResult:

@@ -4,7 +4,8 @@ Each commit costs an fsync of the WAL, whatever its size, so committing every re
 on its own caps ingest at the disk's fsync rate. Requests instead join a queue; the
 writer thread takes everything queued (up to `max_group_events`), commits it in one
 transaction and only then resolves each request's future, so an HTTP 200 still means
-"on disk". The queue is bounded in events: past `max_queued_events` a submission is
+"on disk". The queue is bounded in events and in bytes (the rows of one request take
+from kilobytes to over a hundred megabytes): past `max_queued_events` or `max_queued_bytes` a submission is
 refused with `StoreOverloadedError`, which receivers answer with 503 (Firehose retries).
 """
 
@@ -34,13 +35,16 @@ class GroupCommitWriter:
     """Serialises writes to `store` through one thread, batching concurrent ones."""
 
     def __init__(self, store: EventStore, max_queued_events: int = 50_000,
-                 max_group_events: int = 20_000) -> None:
+                 max_group_events: int = 20_000,
+                 max_queued_bytes: int = 256 * 1024 * 1024) -> None:
         self.store = store
         self.max_queued_events = max_queued_events
+        self.max_queued_bytes = max_queued_bytes
         self.max_group_events = max_group_events
         self.commits = 0
         self._queue: deque[_Pending] = deque()
         self._queued_events = 0
+        self._queued_bytes = 0
         self._closed = False
         self._ready = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="trailguard-writer", daemon=True)
@@ -53,7 +57,7 @@ class GroupCommitWriter:
         the whole bound is still taken when the queue is empty, so it is never refused
         forever.
         """
-        size = max(1, delivery.size)
+        size, nbytes = max(1, delivery.size), delivery.nbytes
         future: Future[WriteResult] = Future()
         with self._ready:
             if self._closed:
@@ -62,8 +66,13 @@ class GroupCommitWriter:
                 raise StoreOverloadedError(
                     f"ingest queue is full ({self._queued_events} events waiting, bound "
                     f"{self.max_queued_events}); retry later")
+            if self._queue and self._queued_bytes + nbytes > self.max_queued_bytes:
+                raise StoreOverloadedError(
+                    f"ingest queue is full ({self._queued_bytes // 2**20} MiB waiting, bound "
+                    f"{self.max_queued_bytes // 2**20} MiB); retry later")
             self._queue.append(_Pending(delivery, future))
             self._queued_events += size
+            self._queued_bytes += nbytes
             self._ready.notify()
         return future
 
@@ -98,6 +107,7 @@ class GroupCommitWriter:
                                    <= self.max_group_events):
                 pending = self._queue.popleft()
                 self._queued_events -= max(1, pending.delivery.size)
+                self._queued_bytes -= pending.delivery.nbytes
                 # False when the waiter gave up (cancelled): the sender retries anyway.
                 # True makes the future uncancellable, so setting its result cannot fail.
                 if pending.future.set_running_or_notify_cancel():

@@ -41,7 +41,8 @@ def create_app(config: Config, store: EventStore,
     `alerts` is the running alert service, if any, that the alerts API manages.
     `sources` (the AWS pollers) run while the app does, writing through its writer.
     """
-    writer = GroupCommitWriter(store, max_queued_events=config.ingest_queue_events)
+    writer = GroupCommitWriter(store, max_queued_events=config.ingest_queue_events,
+                               max_queued_bytes=config.ingest_queue_mib * 2**20)
 
     retention = RetentionJob(store, config.retention_days)
     workers = (default_workers() if config.ingest_decode_workers < 0

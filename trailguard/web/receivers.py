@@ -10,16 +10,17 @@ from collections.abc import Mapping
 
 import anyio
 import anyio.to_thread
+import pyarrow as pa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from trailguard.errors import IngestError, StoreError, StoreOverloadedError
-from trailguard.events import Event
 from trailguard.ingest.decode_pool import POOL_MIN_BODY_BYTES, DecodedDelivery, decode_in_process
 from trailguard.ingest.firehose import Limits
 from trailguard.ingest.logapi import decode_log_payload
 from trailguard.ingest.payloads import gunzip_bounded
 from trailguard.logs import log_fields
+from trailguard.store.arrow_rows import events_to_table
 from trailguard.store.base import Delivery, WriteResult
 from trailguard.web.auth import key_matches, presented_key
 from trailguard.web.bodies import read_limited
@@ -81,9 +82,9 @@ async def log_api_endpoint(request: Request) -> Response:
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
         gzipped = request.headers.get("content-encoding", "").strip().lower() == "gzip"
-        events = await anyio.to_thread.run_sync(_decode_log_body, body, gzipped, state.limits,
-                                                limiter=state.decode_slots)
-        result = await _commit(state, Delivery(events))
+        rows = await anyio.to_thread.run_sync(_decode_log_body, body, gzipped, state.limits,
+                                              limiter=state.decode_slots)
+        result = await _commit(state, Delivery([], table=rows))
     except IngestError as exc:
         log_fields(log, logging.WARNING, "log api request rejected", status=exc.status,
                    reason=str(exc))
@@ -110,10 +111,10 @@ async def _decode_firehose(state: AppState, body: bytes,
         return await anyio.to_thread.run_sync(decode_in_process, body, headers, state.limits)
 
 
-def _decode_log_body(body: bytes, gzipped: bool, limits: Limits) -> list[Event]:
+def _decode_log_body(body: bytes, gzipped: bool, limits: Limits) -> pa.Table:
     if gzipped:
         body = gunzip_bounded(body, limits.max_inflated_bytes, "request body")
-    return decode_log_payload(body, _now_ms())
+    return events_to_table(decode_log_payload(body, _now_ms()))
 
 
 async def _commit(state: AppState, delivery: Delivery) -> WriteResult:

@@ -19,7 +19,7 @@ from trailguard.sources.aws import AccountSession, Pacer, open_account
 from trailguard.sources.checkpoints import Checkpoints
 from trailguard.sources.guardduty import FindingsPoller
 from trailguard.sources.lookup_events import LookupEventsPoller, PollResult, Progress, now_ms
-from trailguard.sources.settings import AccountSource, SourcesConfig
+from trailguard.sources.settings import SourcesConfig
 from trailguard.sources.sink import EventSink
 from trailguard.sources.trail_files import TrailFileReader
 
@@ -70,7 +70,6 @@ class SourceRunner:
     data_dir: Path
     pacer: Pacer = field(default_factory=Pacer)
     clock_ms: Callable[[], int] = now_ms
-    open_session: Callable[[AccountSource], AccountSession] = open_account
     _finished: Callable[[SourceRun], None] | None = field(default=None, init=False, repr=False)
 
     def poll_once(self, progress: ProgressFactory | None = None,
@@ -93,7 +92,7 @@ class SourceRunner:
 
         for account in self.settings.accounts:
             opened = self._run(summary, f"credentials {account.name}", progress,
-                               lambda _p, a=account: self.open_session(a))
+                               lambda _p, a=account: open_account(a))
             if not isinstance(opened, AccountSession):
                 continue
             sessions[account.name] = opened

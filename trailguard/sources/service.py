@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from trailguard.logs import log_fields
-from trailguard.sources.aws import AccountSession, Pacer, open_account
+from trailguard.sources.aws import Pacer
 from trailguard.sources.lookup_events import now_ms
 from trailguard.sources.runner import PollSummary, SourceRun, SourceRunner
-from trailguard.sources.settings import AccountSource, SourcesConfig
+from trailguard.sources.settings import SourcesConfig
 from trailguard.sources.sink import PollStopped, WriterSink
 from trailguard.sources.status import StatusBoard, iso
 from trailguard.store.writer import GroupCommitWriter
@@ -37,12 +37,10 @@ class SourceService:
     """Polls every configured source on an interval until stopped."""
 
     def __init__(self, settings: SourcesConfig, data_dir: Path,
-                 open_session: Callable[[AccountSource], AccountSession] = open_account,
                  clock_ms: Callable[[], int] = now_ms) -> None:
         self.settings = settings
         self.data_dir = Path(data_dir)
         self.board = StatusBoard(settings.interval_ms)
-        self.open_session = open_session
         self.clock_ms = clock_ms
         self._stopping = threading.Event()
         self._wake = threading.Event()  # poll now: set by `poll_now` and `stop`
@@ -51,8 +49,7 @@ class SourceService:
     def start(self, writer: GroupCommitWriter) -> None:
         """Start polling in the background, committing through `writer`."""
         runner = SourceRunner(self.settings, WriterSink(writer, self._stopping), self.data_dir,
-                              pacer=Pacer(sleep=self._sleep), clock_ms=self.clock_ms,
-                              open_session=self.open_session)
+                              pacer=Pacer(sleep=self._sleep), clock_ms=self.clock_ms)
         self._thread = threading.Thread(target=self._loop, args=(runner,),
                                         name="trailguard-sources", daemon=True)
         self._thread.start()
@@ -65,8 +62,8 @@ class SourceService:
         """Stop after the page in progress; True when the thread has ended.
 
         A thread still inside an AWS call after `timeout_s` is left to finish on its
-        own (it is a daemon, and whatever it reads next is refused by the stopped
-        writer, so its checkpoint cannot move past what was stored).
+        own: it is a daemon, and what it read is refused (`PollStopped`) before it is
+        stored, so its checkpoint cannot move either.
         """
         self._stopping.set()
         self._wake.set()

@@ -71,6 +71,8 @@ class RetentionJob:
         self.interval_s = interval_s
         self.clock = clock
         self.runs = 0
+        self.last_pass_ms: int | None = None  # when the last completed pass started
+        self.last_removed: dict[str, int] = {}
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="trailguard-retention",
                                         daemon=True)
@@ -85,15 +87,16 @@ class RetentionJob:
 
     def run_once(self) -> dict[str, int]:
         """One pass; store errors are logged, and the next pass tries again."""
+        started_ms = int(self.clock() * 1000)
         try:
-            removed = enforce_retention(self.store, self.retention_days,
-                                        int(self.clock() * 1000),
+            removed = enforce_retention(self.store, self.retention_days, started_ms,
                                         stopping=self._stopping.is_set)
         except StoreError as exc:
             log_fields(log, logging.ERROR, "retention pass failed", reason=str(exc))
             return {}
         finally:
             self.runs += 1
+        self.last_pass_ms, self.last_removed = started_ms, removed
         if any(removed.values()):
             log_fields(log, logging.INFO, "retention pass", **removed)
         return removed

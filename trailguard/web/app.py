@@ -19,7 +19,7 @@ from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
 from trailguard.store.retention import RetentionJob
 from trailguard.store.writer import GroupCommitWriter
-from trailguard.web import alerts_api, sources_api
+from trailguard.web import alerts_api, retention_api, sources_api
 from trailguard.web.query_api import nrql_endpoint
 from trailguard.web.receivers import firehose_endpoint, log_api_endpoint
 from trailguard.web.state import AppState
@@ -69,9 +69,10 @@ def create_app(config: Config, store: EventStore,
         Route("/health", health, methods=["GET"]),
         *alerts_api.routes(),
         *sources_api.routes(),
+        *retention_api.routes(),
     ])
     limits = Limits(max_body_bytes=config.max_body_bytes,
                     max_inflated_bytes=config.max_inflated_bytes)
     app.state.trailguard = AppState(config, store, limits, writer, alerts=alerts, sources=sources,
-                                      decode_pool=decode_pool)
+                                      decode_pool=decode_pool, retention=retention)
     return app

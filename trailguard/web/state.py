@@ -12,6 +12,7 @@ from trailguard.config import Config
 from trailguard.ingest.decode_pool import DecodePool
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
+from trailguard.store.retention import RetentionJob
 from trailguard.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
@@ -32,3 +33,4 @@ class AppState:
     alerts: AlertService | None = None
     sources: SourceService | None = None  # the AWS pollers, when `sources` are configured
     decode_pool: DecodePool | None = None  # None: every request is decoded in-process
+    retention: RetentionJob | None = None

@@ -26,6 +26,10 @@ Predicate = Callable[[Event], bool]
 
 @pytest.fixture(scope="module")
 def events() -> list[Event]:
+    return window_events()
+
+
+def window_events() -> list[Event]:
     """The stored events (duplicates dropped as the store does) inside the query window."""
     seen: set[str] = set()
     kept = []

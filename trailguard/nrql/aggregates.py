@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlglot import exp
 
 from trailguard.nrql import ast
-from trailguard.nrql.attributes import Decode
+from trailguard.nrql.attributes import Decode, DerivedAttributes
 from trailguard.nrql.expressions import (
     COMPARATORS,
     ExpressionCompiler,
@@ -23,16 +23,17 @@ from trailguard.nrql.expressions import (
 AGGREGATES = frozenset({
     "count", "uniquecount", "uniques", "sum", "average", "min", "max", "latest", "earliest",
     "percentage", "filter", "percentile", "median", "stddev", "rate", "histogram",
+    "bytecountestimate", "derivative",
 })
 # Known New Relic aggregates trailguard does not implement (mostly metric-specific).
 UNSUPPORTED_AGGREGATES = frozenset({
-    "funnel", "cdfpercentage", "apdex", "bucketpercentile", "cardinality", "derivative",
-    "predictlinear", "latestrate", "keyset", "aggregationendtime", "stdvar", "bytecountestimate",
+    "funnel", "cdfpercentage", "apdex", "bucketpercentile", "cardinality",
+    "predictlinear", "latestrate", "keyset", "aggregationendtime", "stdvar",
     "histogrampercentile", "datapointcount", "irate", "idelta", "clamp_min", "clamp_max",
     "conditional", "dimensions", "blob", "mapkeys", "mapvalues", "jparse", "cidraddress",
     "buckets", "lookup", "tuple", "accountid",
 })
-EMPTY_ZERO = frozenset({"count", "uniquecount", "sum", "rate", "histogram"})
+EMPTY_ZERO = frozenset({"count", "uniquecount", "sum", "rate", "histogram", "bytecountestimate"})
 UNIQUES_DEFAULT, UNIQUES_MAX = 1000, 10_000
 HISTOGRAM_DEFAULTS = (10.0, 40, 0.0)   # width, buckets, start
 
@@ -168,8 +169,12 @@ class AggregateCompiler:
             present = exp.Not(this=exp.paren(self.x.missing(args[0])))
             test = present if only is None else exp.and_(only, present)
             return exp.Count(this=_when(test, exp.Literal.number(1))), Decode.PLAIN
+        if name == "bytecountestimate":
+            return self.byte_count(call, only), Decode.PLAIN
         if not args:
             raise self.x.error(f"{call.spelling}() needs an attribute", call)
+        if name == "derivative":
+            return self.derivative(call, only), Decode.PLAIN
         if name == "uniquecount":
             values = [_when(only, self.x.value(arg)[0]) for arg in args]
             return self.x.dialect.count_distinct(values), Decode.PLAIN
@@ -186,6 +191,26 @@ class AggregateCompiler:
         order = _when(only, exp.column("timestamp"))
         pick = self.x.dialect.latest if name == "latest" else self.x.dialect.earliest
         return pick(value, order), decode
+
+    def byte_count(self, call: ast.Call, only: exp.Expression | None) -> exp.Expression:
+        """bytecountestimate(): the events' size as JSON (see AttributeResolver.event_bytes)."""
+        if isinstance(self.x.attributes, DerivedAttributes) or call.args:
+            raise self.x.unsupported("bytecountestimate() of a nested query or an attribute",
+                                     call)
+        total = exp.Sum(this=_when(only, self.x.attributes.event_bytes()))
+        return exp.Coalesce(this=total, expressions=[exp.Literal.number(0)])
+
+    def derivative(self, call: ast.Call, only: exp.Expression | None) -> exp.Expression:
+        """derivative(x[, per]): the least-squares slope of x over time, per `per` (1 second
+        by default): cov(t, x) / var(t) over the events that have a numeric x."""
+        per = _whole(self.x, call.args[1], 1, 10**12, "derivative() interval") \
+            if len(call.args) > 1 else 1000
+        value = _when(only, self.x.number(call.args[0]))
+        has_value = exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
+        moment = exp.Cast(this=exp.column("timestamp"), to=exp.DataType.build("DOUBLE"))
+        spread = self.x.dialect.variance(_when(has_value, moment.copy()))
+        slope = arithmetic("/", self.x.dialect.covariance(moment, value), spread)
+        return exp.Mul(this=slope, expression=exp.Literal.number(per))
 
     def numeric(self, name: str, number: exp.Expression) -> exp.Expression:
         if name == "sum":

@@ -153,7 +153,8 @@ class Query:
     slide: int | str | None = None        # SLIDE BY step in ms, "auto", "max"
     compare_ms: int | None = None         # COMPARE WITH n unit ago
     offset: int = 0
-    order_by: list[tuple[Expr, bool]] = field(default_factory=list)  # (expr, descending)
+    # (expr, descending); None: no ASC/DESC written (ascending rows, descending facets)
+    order_by: list[tuple[Expr, bool | None]] = field(default_factory=list)
     timezone: str | None = None
     source: Query | None = None           # FROM (inner query): nested aggregation
     position: int = 0

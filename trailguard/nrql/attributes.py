@@ -15,7 +15,7 @@ from sqlglot import exp
 from trailguard.errors import NrqlError
 from trailguard.nrql.dialects import SqlDialect
 from trailguard.nrql.params import Params
-from trailguard.store.schema import HOT_BY_ATTRIBUTE
+from trailguard.store.schema import ATTRS_COLUMN, HOT_BY_ATTRIBUTE, HOT_COLUMNS
 
 
 class Decode(Enum):
@@ -83,6 +83,28 @@ class AttributeResolver:
         if hot is None:
             return json_missing
         return exp.and_(exp.Is(this=exp.column(hot.column), expression=exp.Null()), json_missing)
+
+
+    def event_bytes(self) -> exp.Expression:
+        """About how many bytes an event takes as JSON: its attribute object plus each
+        attribute that has a column of its own (name, value and punctuation)."""
+        size: exp.Expression = exp.Coalesce(
+            this=self.dialect.byte_length(exp.column(ATTRS_COLUMN)),
+            expressions=[exp.Literal.number(2)])
+        for hot in HOT_COLUMNS:
+            overhead = len(hot.attribute.encode()) + JSON_PUNCTUATION
+            value = self.dialect.byte_length(exp.column(hot.column)) \
+                if hot.sql_type == "VARCHAR" else exp.Literal.number(NUMBER_BYTES)
+            present = exp.Not(this=exp.Is(this=exp.column(hot.column), expression=exp.Null()))
+            term = exp.Case(ifs=[exp.If(this=present, true=exp.Add(
+                this=value, expression=exp.Literal.number(overhead)))],
+                default=exp.Literal.number(0))
+            size = exp.Add(this=size, expression=term)
+        return size
+
+
+# `"name":"value",` around a string value; numbers are counted as 8 bytes.
+JSON_PUNCTUATION, NUMBER_BYTES = 6, 8
 
 
 class DerivedAttributes(AttributeResolver):

@@ -35,7 +35,7 @@ CANONICAL = {name.lower(): name for name in (
     "percentage", "filter", "percentile", "median", "stddev", "rate", "histogram", "concat",
     "lower", "upper", "substring", "length", "numeric", "string", "round", "floor", "ceil",
     "abs", "if", "capture", "aparse", "dateOf", "hourOf", "minuteOf", "weekdayOf", "monthOf",
-    "yearOf", "weekOf", "getField", "eventType", "boolean")}
+    "yearOf", "weekOf", "getField", "eventType", "boolean", "bytecountestimate", "derivative")}
 
 
 @dataclass(slots=True)
@@ -224,7 +224,7 @@ class QueryCompiler:
 
     def event_order(self, query: ast.Query) -> list[exp.Ordered]:
         newest_first = exp.Ordered(this=exp.column("timestamp"), desc=True)
-        order = [exp.Ordered(this=self.expressions.value(expr)[0], desc=descending,
+        order = [exp.Ordered(this=self.expressions.value(expr)[0], desc=bool(descending),
                              nulls_first=False)
                  for expr, descending in query.order_by]
         return order + [newest_first]

@@ -109,6 +109,17 @@ class SqlDialect:
     def stddev(self, value: exp.Expression) -> exp.Expression:
         return _call("stddev_pop", value)
 
+    def covariance(self, x: exp.Expression, y: exp.Expression) -> exp.Expression:
+        """Population covariance (a streaming, numerically stable algorithm)."""
+        return _call("covar_pop", x, y)
+
+    def variance(self, value: exp.Expression) -> exp.Expression:
+        return _call("var_pop", value)
+
+    def byte_length(self, text: exp.Expression) -> exp.Expression:
+        """Bytes of a text (UTF-8), NULL for NULL."""
+        return _call("strlen", exp.Cast(this=text, to=exp.DataType.build("VARCHAR")))
+
     def distinct_values(self, value: exp.Expression, limit: int) -> exp.Expression:
         """Sorted list of distinct non-null values, at most `limit`."""
         listed = _call("list_sort", _call("list", exp.Distinct(expressions=[value])))
@@ -220,6 +231,16 @@ class ClickHouseDialect(SqlDialect):
 
     def stddev(self, value: exp.Expression) -> exp.Expression:
         return _call("stddevPop", value)
+
+    def covariance(self, x: exp.Expression, y: exp.Expression) -> exp.Expression:
+        # The plain covarPop/varPop lose precision on epoch-millisecond timestamps.
+        return _call("covarPopStable", x, y)
+
+    def variance(self, value: exp.Expression) -> exp.Expression:
+        return _call("varPopStable", value)
+
+    def byte_length(self, text: exp.Expression) -> exp.Expression:
+        return _call("length", text)
 
     def distinct_values(self, value: exp.Expression, limit: int) -> exp.Expression:
         listed = _call("arraySort", _call("groupUniqArray", value))

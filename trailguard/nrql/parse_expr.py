@@ -273,6 +273,8 @@ class ExpressionParser:
         token = self.advance()
         lowered = token.text.lower()
         if self.current.kind is Kind.SYMBOL and self.current.text == "(":
+            if lowered == "cases":
+                return self.parse_cases(token.position)
             return self.parse_call(token)
         if lowered in ("true", "false"):
             return ast.Literal(lowered == "true", token.position)
@@ -281,6 +283,20 @@ class ExpressionParser:
         if lowered in CLAUSE_WORDS or lowered in ("not", "in", "like", "rlike", "is"):
             raise self.error("expected a value, an attribute or a function", token)
         return ast.Attribute(token.text, token.position)
+
+    def parse_cases(self, position: int) -> ast.Cases:
+        """`cases(WHERE c AS 'label', ...) [OR attr]`: the first matching label, per event."""
+        self.expect_symbol("(")
+        cases = []
+        while True:
+            self.accept_word("where")  # shipped dashboards sometimes leave it out after the first
+            condition = self.parse_condition()
+            cases.append((condition, self.parse_alias()))
+            if self.accept_symbol(")"):
+                break
+            self.expect_symbol(",")
+        otherwise = self.parse_expression() if self.accept_word("or") else None
+        return ast.Cases(tuple(cases), otherwise, position)
 
     def parse_call(self, name: Token) -> ast.Call:
         self.expect_symbol("(")

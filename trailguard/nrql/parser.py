@@ -181,9 +181,11 @@ class _Parser(ExpressionParser):
             raise self.unsupported("WITH METRIC_FORMAT")
         raise self.unsupported("WITH ... AS (NRQL variables)")
 
-    def parse_order_list(self, descending: bool = False) -> list[tuple[ast.Expr, bool]]:
-        """ORDER BY items; after FACET the default (and only documented) order is descending."""
-        items = []
+    def parse_order_list(self, descending: bool | None = None
+                         ) -> list[tuple[ast.Expr, bool | None]]:
+        """ORDER BY items, None when no ASC/DESC is written (after FACET the default, and
+        only documented, order is descending)."""
+        items: list[tuple[ast.Expr, bool | None]] = []
         while True:
             expr = self.parse_expression()
             if self.accept_word("desc"):
@@ -198,29 +200,11 @@ class _Parser(ExpressionParser):
         facets = []
         while True:
             start = self.current
-            if start.is_word("cases") and self.peek().kind is Kind.SYMBOL \
-                    and self.peek().text == "(":
-                self.advance()
-                expr: ast.Expr = self.parse_cases(start.position)
-            else:
-                expr = self.parse_expression()
+            expr = self.parse_expression()   # FACET CASES (...) is the cases() function
             text = self.query[start.position:self.current_end()].strip()
             facets.append(ast.SelectItem(expr, self.parse_alias(), start.position, text))
             if not self.accept_symbol(","):
                 return facets
-
-    def parse_cases(self, position: int) -> ast.Cases:
-        self.expect_symbol("(")
-        cases = []
-        while True:
-            self.accept_word("where")  # shipped dashboards sometimes leave it out after the first
-            condition = self.parse_condition()
-            cases.append((condition, self.parse_alias()))
-            if self.accept_symbol(")"):
-                break
-            self.expect_symbol(",")
-        otherwise = self.parse_expression() if self.accept_word("or") else None
-        return ast.Cases(tuple(cases), otherwise, position)
 
     def parse_whole_number(self, clause: str) -> int:
         token = self.advance()

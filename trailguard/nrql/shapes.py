@@ -128,13 +128,21 @@ def _bucket(compiler: QueryCompiler, query: ast.Query) -> exp.Expression | None:
 def _rank_expression(compiler: QueryCompiler, aggregates: AggregateCompiler,
                      query: ast.Query) -> exp.Expression:
     """What picks and orders facets: ORDER BY, else the first item, else the event count."""
-    chosen = query.order_by[0][0] if query.order_by else query.select[0].expr
-    if query.order_by and (not is_aggregate(chosen) or not query.order_by[0][1]):
+    chosen = _labelled(query, query.order_by[0][0]) if query.order_by else query.select[0].expr
+    if query.order_by and (not is_aggregate(chosen) or query.order_by[0][1] is False):
         raise compiler.expressions.unsupported(
             "FACET ... ORDER BY other than a descending aggregate", chosen)
     if query.order_by or (isinstance(chosen, ast.Call) and chosen.name in RANKING_FUNCTIONS):
         return aggregates.columns(chosen)[0].sql
     return exp.Count(this=exp.Star())
+
+
+def _labelled(query: ast.Query, expr: ast.Expr) -> ast.Expr:
+    """`ORDER BY 'Total MB'` names a SELECT item by its label: that item's expression."""
+    label = expr.value if isinstance(expr, ast.Literal) else \
+        expr.name if isinstance(expr, ast.Attribute) else None
+    return next((item.expr for item in query.select
+                 if label is not None and item.alias == label), expr)
 
 
 def _with_totals(statement: exp.Select, columns: _Columns, rank: exp.Expression) -> exp.Select:

@@ -26,9 +26,9 @@ from trailguard.errors import (
     IngestError,
 )
 from trailguard.logs import log_fields
-from trailguard.web.auth import key_matches, presented_key
+from trailguard.web.auth import api_key_refusal
 from trailguard.web.bodies import read_limited
-from trailguard.web.query_api import API_KEY_HEADERS, ORJSONResponse
+from trailguard.web.query_api import ORJSONResponse
 from trailguard.web.state import AppState
 
 log = logging.getLogger("trailguard.alerts.api")
@@ -102,11 +102,9 @@ def _endpoint(methods: dict[str, tuple[Operation, int]]
 
 def _refused(request: Request, state: AppState) -> Response | None:
     """401/403 like the query API; 503 when this process runs no alert service."""
-    presented = presented_key(request.headers, API_KEY_HEADERS)
-    if not key_matches(presented, state.config.api_key):
-        status = 401 if not presented else 403
-        return JSONResponse({"error": "missing X-Api-Key header" if status == 401
-                             else "X-Api-Key rejected"}, status_code=status)
+    refusal = api_key_refusal(request, state.config.api_key)
+    if refusal is not None:
+        return refusal
     if state.alerts is None:
         return JSONResponse({"error": "alerts are not running in this process"},
                             status_code=503)

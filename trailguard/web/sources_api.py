@@ -6,8 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from trailguard.web.auth import key_matches, presented_key
-from trailguard.web.query_api import API_KEY_HEADERS
+from trailguard.web.auth import api_key_refusal
 from trailguard.web.state import AppState
 
 NOT_CONFIGURED = {"enabled": False, "state": "not configured", "sources": [],
@@ -18,7 +17,7 @@ NOT_CONFIGURED = {"enabled": False, "state": "not configured", "sources": [],
 async def sources_status(request: Request) -> Response:
     """`GET /api/v1/sources`: per source last run, lag, last error and counts."""
     state: AppState = request.app.state.trailguard
-    refused = _refuse_without_key(request, state)
+    refused = api_key_refusal(request, state.config.api_key)
     if refused:
         return refused
     if state.sources is None:
@@ -29,7 +28,7 @@ async def sources_status(request: Request) -> Response:
 async def poll_now(request: Request) -> Response:
     """`POST /api/v1/sources/poll`: poll every source now (e.g. after fixing a policy)."""
     state: AppState = request.app.state.trailguard
-    refused = _refuse_without_key(request, state)
+    refused = api_key_refusal(request, state.config.api_key)
     if refused:
         return refused
     if state.sources is None:
@@ -37,16 +36,6 @@ async def poll_now(request: Request) -> Response:
     state.sources.poll_now()
     return JSONResponse({"status": "poll requested", "status_url": "/api/v1/sources"},
                         status_code=202)
-
-
-def _refuse_without_key(request: Request, state: AppState) -> Response | None:
-    """401/403 unless the request carries the API key (as the NRQL API requires it)."""
-    presented = presented_key(request.headers, API_KEY_HEADERS)
-    if key_matches(presented, state.config.api_key):
-        return None
-    status = 401 if not presented else 403
-    return JSONResponse({"error": "missing X-Api-Key header" if status == 401
-                         else "X-Api-Key rejected"}, status_code=status)
 
 
 def routes() -> list[Route]:

@@ -49,11 +49,20 @@ def main() -> None:
           f"{args.threads} client threads, {len(templates)} distinct templates", flush=True)
 
     ndjson_gz = workdir / "events.ndjson.gz"
-    raw_bytes, gz_bytes = _write_ndjson(ndjson_gz, templates, args.events)
+    inputs = _reusable_inputs(workdir, args)
+    if inputs:
+        raw_bytes, gz_bytes = inputs["raw_bytes"], inputs["gz_bytes"]
+        print("reusing the events and request bodies an earlier run left in the workdir")
+    else:
+        raw_bytes, gz_bytes = _write_ndjson(ndjson_gz, templates, args.events)
+    for leftover in (workdir / "data", workdir / "bulk.duckdb"):
+        shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() \
+            else leftover.unlink(missing_ok=True)
     server = _Server(workdir / "data", args.memory_limit)
     try:
-        sent, elapsed, bodies = _send_all(server.port, templates, args,
-                                           workdir / "bodies")
+        sent, elapsed, bodies = _send_all(server, templates, args, workdir / "bodies",
+                                          reuse=bool(inputs))
+        _save_inputs(workdir, args, raw_bytes, gz_bytes)
         peak_rss = server.peak_rss_kib()
     finally:
         server.stop()
@@ -101,6 +110,24 @@ def _events(templates: list[bytes], start: int, count: int) -> Iterator[bytes]:
         yield templates[number % len(templates)].replace(SEQ, b"%012d" % copy)
 
 
+def _inputs_key(args: argparse.Namespace) -> dict:
+    return {"events": args.events, "batch": args.batch, "findings_share": args.findings_share}
+
+
+def _reusable_inputs(workdir: Path, args: argparse.Namespace) -> dict | None:
+    """What an earlier run with the same --events/--batch left in --workdir, if anything."""
+    meta = workdir / "inputs.json"
+    if not meta.exists():
+        return None
+    saved = orjson.loads(meta.read_bytes())
+    return saved if saved.get("key") == _inputs_key(args) else None
+
+
+def _save_inputs(workdir: Path, args: argparse.Namespace, raw: int, gz: int) -> None:
+    (workdir / "inputs.json").write_bytes(orjson.dumps(
+        {"key": _inputs_key(args), "raw_bytes": raw, "gz_bytes": gz}))
+
+
 def _write_ndjson(path: Path, templates: list[bytes], total: int) -> tuple[int, int]:
     raw = 0
     with gzip.open(path, "wb", compresslevel=6) as out:
@@ -120,39 +147,47 @@ def _request(templates: list[bytes], number: int, batch: int, total: int) -> byt
     return gzip.compress(orjson.dumps(body), compresslevel=6)
 
 
-def _send_all(port: int, templates: list[bytes], args: argparse.Namespace,
-              spool: Path) -> tuple[int, float, int]:
+def _send_all(server: _Server, templates: list[bytes], args: argparse.Namespace,
+              spool: Path, reuse: bool) -> tuple[int, float, int]:
     """POST every request (retrying 503s like Firehose); events acknowledged and seconds.
 
     Bodies are built before the clock starts (into `spool` when there are many), so the
-    client threads on this same machine only send.
+    client threads on this same machine only send. Every minute a progress line shows
+    the events acknowledged so far and the server's RSS.
     """
     requests = -(-args.events // args.batch)
     in_memory = requests <= 2_000  # up to ~1M events
-    if not in_memory:
+    if not in_memory and not reuse:
         spool.mkdir(parents=True, exist_ok=True)
         print(f"building {requests} request bodies in {spool} before the clock starts",
               flush=True)
     bodies: queue.Queue[tuple[int, bytes | Path]] = queue.Queue()
     body_bytes = 0
     for number in range(requests):
-        body = _request(templates, number, args.batch, args.events)
-        body_bytes += len(body)
-        if in_memory:
-            bodies.put((number, body))
+        path = spool / f"{number:08d}.json.gz"
+        if in_memory or not reuse:
+            body = _request(templates, number, args.batch, args.events)
+            body_bytes += len(body)
+            if not in_memory:
+                path.write_bytes(body)
         else:
-            path = spool / f"{number:08d}.json.gz"
-            path.write_bytes(body)
-            bodies.put((number, path))
+            body_bytes += path.stat().st_size
+        bodies.put((number, body if in_memory else path))
 
     acked = [0] * args.threads
-    threads = [threading.Thread(target=_client, args=(port, args, bodies, acked, i))
+    threads = [threading.Thread(target=_client, args=(server.port, args, bodies, acked, i))
                for i in range(args.threads)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    while any(thread.is_alive() for thread in threads):
+        threads[0].join(timeout=60)
+        if threads[0].is_alive() or any(thread.is_alive() for thread in threads):
+            server_kib, workers_kib = server.peak_rss_kib()
+            seconds = time.perf_counter() - started
+            print(f"  {sum(acked):>10,} events acknowledged after {seconds:5.0f} s "
+                  f"({sum(acked) / seconds:,.0f}/s); peak RSS server {server_kib // 1024} MiB, "
+                  f"workers {workers_kib // 1024} MiB", flush=True)
     return sum(acked), time.perf_counter() - started, body_bytes
 
 

@@ -12,12 +12,11 @@ from starlette.responses import JSONResponse, Response
 from trailguard.errors import NrqlError, StoreError
 from trailguard.logs import log_fields
 from trailguard.nrql import run_nrql
-from trailguard.web.auth import key_matches, presented_key
+from trailguard.web.auth import api_key_refusal
 from trailguard.web.state import AppState
 
 log = logging.getLogger("trailguard.query")
 
-API_KEY_HEADERS = ("x-api-key", "api-key")
 MAX_QUERY_BODY = 1024 * 1024
 
 
@@ -28,11 +27,9 @@ class ORJSONResponse(JSONResponse):
 
 async def nrql_endpoint(request: Request) -> Response:
     state: AppState = request.app.state.trailguard
-    presented = presented_key(request.headers, API_KEY_HEADERS)
-    if not key_matches(presented, state.config.api_key):
-        status = 401 if not presented else 403
-        return JSONResponse({"error": "missing X-Api-Key header" if status == 401
-                             else "X-Api-Key rejected"}, status_code=status)
+    refused = api_key_refusal(request, state.config.api_key)
+    if refused:
+        return refused
 
     body = await request.body()
     if len(body) > MAX_QUERY_BODY:

@@ -49,23 +49,7 @@ LONG_NAME = json.dumps({"x" * 1_025: 1}).encode()
 BOMB = gzip.compress(b"{" + b" " * (129 * 1024 * 1024) + b"}")
 
 CASES = [
-    Hostile("10k-deep object record", envelope(deep_object(10_000)), 400,
-            "records[0]: a JSON document nests deeper than the limit of 100 levels"),
-    Hostile("10k-deep array record", envelope(b"{}", deep_array(10_000)), 400,
-            "records[1]: a JSON document nests deeper than the limit of 100 levels"),
-    Hostile("101-deep object record", envelope(deep_object(101)), 400,
-            "nests deeper than the limit of 100 levels"),
-    Hostile("300-deep record (past orjson's 255)", envelope(deep_object(300)), 400,
-            "nests deeper than the limit of 100 levels"),
     Hostile("10k-deep envelope", deep_array(10_000), 400, "request body is not valid JSON"),
-    Hostile("10,001 attributes", envelope(WIDE), 400,
-            "records[0]: event has more than 10000 attributes"),
-    Hostile("1,025-character name", envelope(LONG_NAME), 400, "characters; the limit is 1024"),
-    Hostile("lone surrogate value", envelope(b'{"a": "\\ud800"}'), 400,
-            "lone UTF-16 surrogate"),
-    Hostile("lone surrogate key", envelope(b'{"\\udfff": null}'), 400, "lone UTF-16 surrogate"),
-    Hostile("lone surrogate in array", envelope(b'{"a": ["\\ud800"]}'), 400,
-            "cannot be kept as JSON"),
     Hostile("timestamp past int64", envelope(b"{}", timestamp=10**30), 400, "'timestamp'"),
     Hostile("timestamp float", envelope(b"{}", timestamp=1.5), 400, "'timestamp'"),
     Hostile("gzip bomb record", envelope(BOMB), 413, "decompressed size limit"),
@@ -74,6 +58,11 @@ CASES = [
     Hostile("truncated gzip body", gzip.compress(envelope(b"{}"))[:-6], 400, "truncated gzip",
             headers={"Content-Encoding": "gzip"}),
     Hostile("not gzip", b"{}", 400, "not valid gzip", headers={"Content-Encoding": "gzip"}),
+    Hostile("brotli body", envelope(b"{}"), 415, "Content-Encoding 'br' is not supported",
+            headers={"Content-Encoding": "br"}),
+    Hostile("log api brotli body", b'{"message": "m"}', 415,
+            "Content-Encoding 'br' is not supported", path="/log/v1",
+            headers={"Content-Encoding": "br"}),
     Hostile("binary body", bytes(range(256)), 400, "request body is not valid JSON"),
     Hostile("empty body", b"", 400, "request body is not valid JSON"),
     Hostile("records not a list", b'{"requestId": "hostile", "timestamp": 1, "records": {}}',
@@ -92,6 +81,25 @@ CASES = [
         "nests deeper than the limit of 100 levels", path="/log/v1"),
     Hostile("log api lone surrogate", b'{"message": "\\ud800"}', 400, "no low surrogate",
             path="/log/v1"),
+]
+
+# Records past a per-event limit: the request is stored, and each such record is kept
+# whole as a `Log` whose message is its text and whose trailguard.parseError says why.
+KEPT_AS_TEXT = [
+    ("10k-deep object record", deep_object(10_000),
+     "a JSON document nests deeper than the limit of 100 levels"),
+    ("10k-deep array record", deep_array(10_000),
+     "a JSON document nests deeper than the limit of 100 levels"),
+    ("101-deep object record", deep_object(101), "nests deeper than the limit of 100 levels"),
+    ("300-deep record (past orjson's 255)", deep_object(300),
+     "nests deeper than the limit of 100 levels"),
+    ("10,001 attributes", WIDE, "event has more than 10000 attributes"),
+    ("1,025-character name", LONG_NAME, "characters; the limit is 1024"),
+    ("lone surrogate value", b'{"a": "\\ud800"}', "lone UTF-16 surrogate"),
+    ("lone surrogate key", b'{"\\udfff": null}', "lone UTF-16 surrogate"),
+    ("lone surrogate in array", b'{"a": ["\\ud800"]}', "cannot be kept as JSON"),
+    ("empty JSON array", b"[]", "record holds no event"),
+    ("blank record", b" \n ", "record is empty"),
 ]
 
 # Odd but valid: stored, with nothing lost (kept as text when not JSON).

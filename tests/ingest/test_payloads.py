@@ -109,3 +109,21 @@ def test_gzip_bomb_is_refused_with_413():
 ])
 def test_split_json_documents(text, expected):
     assert split_json_documents(text) == expected
+
+
+@pytest.mark.parametrize(("record", "messages"), [
+    (b'[{"message": "a"}, {"message": "b"}]', ["a", "b"]),  # an array of events
+    (b"[[1]]", ["[1]"]),                                  # an inner array stays one value
+    (b'[1, "x", [2, [3]]]', ["1", '"x"', "[2, [3]]"]),
+])
+def test_a_json_array_is_unpacked_one_level_only(record, messages):
+    events = events_from_record(record, 5, {}, 10_000)
+
+    assert [event.attributes["message"] for event in events] == messages
+    assert all("trailguard.parseError" not in event.attributes for event in events)
+
+
+def test_a_cloudwatch_control_message_is_still_dropped_without_a_flag():
+    control = json.dumps({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs",
+                          "logEvents": []}).encode()
+    assert events_from_record(control, 5, {}, 10_000) == []

@@ -15,13 +15,22 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ingest_hostile import ACCEPTED, CASES, FIREHOSE_KEY, T0, envelope, firehose_headers
+from ingest_hostile import (
+    ACCEPTED,
+    CASES,
+    FIREHOSE_KEY,
+    KEPT_AS_TEXT,
+    T0,
+    envelope,
+    firehose_headers,
+)
 from starlette.testclient import TestClient
 
 from trailguard.config import Config
 from trailguard.store import DuckDBStore
 from trailguard.web.app import create_app
 
+API_KEY = "fuzz-api-key-0123456"
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -30,7 +39,7 @@ FUZZ = settings(max_examples=150, deadline=None,
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     store = DuckDBStore(data_dir)
-    config = Config(data_dir=data_dir, firehose_access_key=FIREHOSE_KEY, api_key="api")
+    config = Config(data_dir=data_dir, firehose_access_key=FIREHOSE_KEY, api_key=API_KEY)
     with TestClient(create_app(config, store), raise_server_exceptions=False) as test_client:
         yield test_client
     store.close()
@@ -72,6 +81,43 @@ def test_odd_but_valid_record_is_stored(client, name, body):
                     firehose_headers(request_id))
 
     assert (response.status_code, response.json()["requestId"]) == (200, request_id)
+
+
+def test_a_huge_request_id_is_refused_without_echoing_it_whole(client):
+    huge = "r" * 100_000
+    response = post(client, envelope(b"{}", request_id=huge), firehose_headers(huge))
+
+    assert response.status_code == 400
+    assert "longer than 256 characters" in refusal(response)
+    assert response.json()["requestId"] == "r" * 256 + "..."
+    assert len(response.content) < 1_000
+
+
+@pytest.mark.parametrize(("name", "record", "says"), KEPT_AS_TEXT,
+                         ids=[name for name, _, _ in KEPT_AS_TEXT])
+def test_a_record_past_a_limit_is_kept_as_text_beside_the_good_ones(client, name, record, says):
+    request_id = f"kept-{name}"
+    good = json.dumps({"message": good_message(name), "timestamp": T0}).encode()
+    response = post(client, envelope(good, record, request_id=request_id),
+                    firehose_headers(request_id))
+    assert (response.status_code, response.json()["requestId"]) == (200, request_id)
+
+    query = ("FROM Log SELECT message, `trailguard.parseError` WHERE message = {text} OR "
+             "message = {good} SINCE 30 years ago LIMIT MAX")
+    rows = client.post("/api/v1/nrql", headers={"X-Api-Key": API_KEY}, json={
+        "query": query.format(text=nrql_string(record.decode()),
+                              good=nrql_string(good_message(name)))}).json()["results"]
+    by_message = {row["message"]: row["trailguard.parseError"] for row in rows}
+    assert by_message[good_message(name)] is None
+    assert says in by_message[record.decode()]
+
+
+def good_message(name: str) -> str:
+    return f"good beside {name}"
+
+
+def nrql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def json_values() -> st.SearchStrategy:

@@ -21,8 +21,18 @@ import orjson
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
 from trailguard.ingest.documents import text_log_event
-from trailguard.ingest.payloads import events_from_record, gunzip_bounded
+from trailguard.ingest.payloads import body_is_gzipped, events_from_record, gunzip_bounded
 from trailguard.ingest.timestamps import in_range
+
+MAX_REQUEST_ID_CHARS = 256  # Firehose's ids are 36-character UUIDs
+
+
+def printable_request_id(request_id: str) -> str:
+    """`request_id` cut to MAX_REQUEST_ID_CHARS, for answers and logs (a refused id may be
+    any length; echoing 100 KB of it back would amplify the request)."""
+    if len(request_id) <= MAX_REQUEST_ID_CHARS:
+        return request_id
+    return request_id[:MAX_REQUEST_ID_CHARS] + "..."
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +61,7 @@ class FirehoseBatch:
 
 def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> FirehoseBatch:
     """Decode one Firehose delivery request or raise `IngestError` (nothing is stored)."""
-    if headers.get("content-encoding", "").strip().lower() == "gzip":
+    if body_is_gzipped(headers):
         body = gunzip_bounded(body, limits.max_inflated_bytes, "request body")
 
     envelope = _parse_envelope(body)
@@ -111,9 +121,10 @@ def _request_id(envelope: dict[str, Any], headers: Mapping[str, str]) -> str:
         raise IngestError("field 'requestId' must be a non-empty string")
     if header_id and header_id != body_id:
         raise IngestError(
-            f"header X-Amz-Firehose-Request-Id ({header_id!r}) differs from body requestId")
-    if len(body_id) > 256:
-        raise IngestError("field 'requestId' is longer than 256 characters")
+            f"header X-Amz-Firehose-Request-Id ({printable_request_id(header_id)!r}) differs "
+            "from body requestId")
+    if len(body_id) > MAX_REQUEST_ID_CHARS:
+        raise IngestError(f"field 'requestId' is longer than {MAX_REQUEST_ID_CHARS} characters")
     return body_id
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 from trailguard.errors import IngestError
@@ -61,6 +62,17 @@ def gunzip_bounded(data: bytes, limit: int, what: str) -> bytes:
     return output
 
 
+def body_is_gzipped(headers: Mapping[str, str]) -> bool:
+    """Whether `Content-Encoding` says gzip; an encoding trailguard cannot read is a 415."""
+    coding = headers.get("content-encoding", "").strip().lower()
+    if coding in ("gzip", "x-gzip"):
+        return True
+    if coding in ("", "identity"):
+        return False
+    raise IngestError(f"Content-Encoding {coding[:40]!r} is not supported; send the body "
+                      "as it is or gzip'd (Content-Encoding: gzip)", 415)
+
+
 def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
                        inflate_limit: int) -> list[Event]:
     """Every event carried by one record; a damaged record becomes one flagged event.
@@ -82,14 +94,31 @@ def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
     except UnicodeDecodeError as exc:
         return [text_log_event(_readable(data), fallback_ms, extra, f"record is not UTF-8: {exc}")]
 
+    try:
+        return _events_from_text(text, fallback_ms, extra)
+    except IngestError as exc:
+        if exc.status == 413:
+            raise
+        # Past a per-event limit (depth, attribute count, a lone surrogate escape): the
+        # record is kept whole, as text, so the rest of its request is stored as usual.
+        return [text_log_event(text, fallback_ms, extra, f"record kept as text: {exc}")]
+
+
+def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> list[Event]:
     documents = split_json_documents(text)
     if documents is None:
         stripped = text.strip("\r\n")
-        return [text_log_event(stripped, fallback_ms, extra)] if stripped.strip() else []
+        if not stripped.strip():
+            return [text_log_event(text, fallback_ms, extra, "record is empty")]
+        return [text_log_event(stripped, fallback_ms, extra)]
 
     events: list[Event] = []
     for document in documents:
-        events.extend(_events_from_document(document, fallback_ms, extra))
+        found = _events_from_document(document, fallback_ms, extra)
+        if not found and not _is_control_message(document):
+            found = [text_log_event(text, fallback_ms, extra, "record holds no event (an empty "
+                                    "JSON array or a CloudWatch Logs message without logEvents)")]
+        events.extend(found)
     return events
 
 
@@ -119,12 +148,19 @@ def split_json_documents(text: str) -> list[Any] | None:
     return documents or None
 
 
-def _events_from_document(document: Any, fallback_ms: int,
-                          extra: dict[str, Scalar]) -> list[Event]:
-    if isinstance(document, list):
+def _is_control_message(document: Any) -> bool:
+    """A CloudWatch Logs health check: carries no log, and is dropped on purpose."""
+    return isinstance(document, dict) and document.get("messageType") == "CONTROL_MESSAGE"
+
+
+def _events_from_document(document: Any, fallback_ms: int, extra: dict[str, Scalar],
+                          top: bool = True) -> list[Event]:
+    if isinstance(document, list) and top:
+        # A JSON array of events; only its own elements are events (an array inside it
+        # is one value, kept as JSON text, not unpacked further).
         events: list[Event] = []
         for item in document:
-            events.extend(_events_from_document(item, fallback_ms, extra))
+            events.extend(_events_from_document(item, fallback_ms, extra, top=False))
         return events
     if not isinstance(document, dict):
         return [text_log_event(json.dumps(document), fallback_ms, extra)]

@@ -16,9 +16,9 @@ from starlette.responses import JSONResponse, Response
 
 from trailguard.errors import IngestError, StoreError, StoreOverloadedError
 from trailguard.ingest.decode_pool import POOL_MIN_BODY_BYTES, DecodedDelivery, decode_in_process
-from trailguard.ingest.firehose import Limits
+from trailguard.ingest.firehose import Limits, printable_request_id
 from trailguard.ingest.logapi import decode_log_payload
-from trailguard.ingest.payloads import gunzip_bounded
+from trailguard.ingest.payloads import body_is_gzipped, gunzip_bounded
 from trailguard.logs import log_fields
 from trailguard.store.arrow_rows import events_to_table
 from trailguard.store.base import Delivery, WriteResult
@@ -34,7 +34,7 @@ LOG_API_KEY_HEADERS = ("api-key", "x-license-key", "x-insert-key")
 async def firehose_endpoint(request: Request) -> Response:
     """`POST /firehose/v1`: answer 200 only once every record is committed."""
     state: AppState = request.app.state.trailguard
-    header_id = request.headers.get("x-amz-firehose-request-id", "")
+    header_id = printable_request_id(request.headers.get("x-amz-firehose-request-id", ""))
     started = time.monotonic()
 
     presented = request.headers.get("x-amz-firehose-access-key")
@@ -81,7 +81,7 @@ async def log_api_endpoint(request: Request) -> Response:
 
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
-        gzipped = request.headers.get("content-encoding", "").strip().lower() == "gzip"
+        gzipped = body_is_gzipped(request.headers)
         rows = await anyio.to_thread.run_sync(_decode_log_body, body, gzipped, state.limits,
                                               limiter=state.decode_slots)
         result = await _commit(state, Delivery([], table=rows))

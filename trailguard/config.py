@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import yaml
 
+from trailguard.datadir import prepare_data_dir
 from trailguard.errors import ConfigError
 from trailguard.sources.settings import SourcesConfig, parse_sources
 
@@ -152,7 +153,7 @@ def ensure_keys(config: Config) -> list[str]:
             raise ConfigError(f"the {name} is shorter than {MIN_KEY_LENGTH} characters; use a "
                               f"long random value (e.g. `openssl rand -hex 32`)")
     if generated:
-        config.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(config.data_dir)
         descriptor = os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(orjson.dumps(stored, option=orjson.OPT_INDENT_2))

@@ -128,8 +128,10 @@ def _announce(config: Config, generated: list[str]) -> None:
     for name, env in (("firehose_access_key", "TRAILGUARD_FIREHOSE_ACCESS_KEY"),
                       ("api_key", "TRAILGUARD_API_KEY")):
         if name in generated:
-            print(f"  {env} was not set: generated one and saved it in {keys_file}:", flush=True)
-            print(f"    {getattr(config, name)}", flush=True)
+            # The key itself is not printed: under a service manager stdout goes to a
+            # journal that other users or log shippers may read.
+            print(f"  {env} was not set: generated one into {keys_file} (only you can read "
+                  f"it: `cat {keys_file}`)", flush=True)
         else:
             print(f"  {env}: from the environment or {keys_file}", flush=True)
     if scheme == "http":

@@ -196,4 +196,8 @@ def test_without_keys_the_server_generates_and_keeps_them(tmp_path: Path):
         assert (no_key.status_code, with_key.status_code) == (401, 200)
     finally:
         printed = server.stop()
-    assert output_keys["firehose_access_key"] in printed  # shown once, at start
+    # Said where, never printed: stdout may end in a journal others can read.
+    assert "generated one into" in printed and str(tmp_path / "data" / "keys.json") in printed
+    assert output_keys["firehose_access_key"] not in printed
+    assert output_keys["api_key"] not in printed
+    assert (tmp_path / "data").stat().st_mode & 0o077 == 0

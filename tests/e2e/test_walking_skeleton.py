@@ -94,7 +94,7 @@ def deliver_findings(server, events: list[dict]) -> None:
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "trailguard", *args], capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +196,7 @@ def test_cli_query_over_http_prints_exactly_the_api_body(loaded, monkeypatch):
     env_key = {"TRAILGUARD_API_KEY": server.api_key}
     completed = subprocess.run(
         [sys.executable, "-m", "trailguard", "query", "--url", server.base_url,
-         "--format", "json", nrql], capture_output=True, text=True, timeout=120,
+         "--format", "json", nrql], capture_output=True, text=True, timeout=120, check=False,
         env={**_environ(), **env_key})
 
     assert completed.returncode == 0, completed.stderr

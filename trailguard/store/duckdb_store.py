@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from trailguard.datadir import prepare_data_dir
 from trailguard.errors import StoreBusyError, StoreError
 from trailguard.events import Event
 from trailguard.store.arrow_rows import DEDUP_KEY_COLUMN, events_to_table
@@ -34,7 +35,7 @@ class DuckDBStore:
             raise StoreError(f"no trailguard data in {data_dir} (expected {self.path.name}); "
                              "ingest or import something first, or pass --data-dir")
         if not read_only:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            prepare_data_dir(self.path.parent)
         try:
             # DuckDB's own default memory limit is 80% of RAM, and its buffer pool keeps
             # written blocks cached up to it: a long-running server should set one.

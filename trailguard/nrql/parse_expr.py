@@ -7,8 +7,12 @@ Two predicates written side by side with no AND mean AND, as New Relic accepts
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 from trailguard.errors import NrqlError, NrqlUnsupportedError
 from trailguard.nrql import ast
+from trailguard.nrql.limits import ASSOCIATIVE, MAX_NESTING, NESTING_REASON, balanced
 from trailguard.nrql.tokens import Kind, Token, tokenize
 
 CLAUSE_WORDS = frozenset({
@@ -43,6 +47,7 @@ class ExpressionParser:
         self.query = query
         self.tokens = tokenize(query)
         self.index = 0
+        self.depth = 0   # nesting of the recursive constructs being parsed (see `nested`)
 
     # -- token helpers -------------------------------------------------------------------
 
@@ -103,6 +108,17 @@ class ExpressionParser:
             raise NrqlError("empty `backtick` name", self.query, token.position)
         return token
 
+    @contextmanager
+    def nested(self, token: Token) -> Iterator[None]:
+        """One level of recursion (parenthesis, call, subquery, NOT, minus) at `token`."""
+        if self.depth >= MAX_NESTING:
+            raise self.error(NESTING_REASON, token)
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+
     def unsupported(self, feature: str, token: Token | None = None) -> NrqlUnsupportedError:
         token = token or self.current
         return NrqlUnsupportedError(feature, self.query, token.position)
@@ -130,20 +146,24 @@ class ExpressionParser:
         return self.parse_or(juxtapose=False)
 
     def parse_or(self, juxtapose: bool) -> ast.Expr:
-        left = self.parse_and(juxtapose)
+        operands = [self.parse_and(juxtapose)]
+        positions: list[int] = []
         while (token := self.accept_word("or")) is not None:
-            left = ast.Binary("or", left, self.parse_and(juxtapose), token.position)
-        return left
+            positions.append(token.position)
+            operands.append(self.parse_and(juxtapose))
+        return balanced("or", operands, positions)
 
     def parse_and(self, juxtapose: bool) -> ast.Expr:
-        left = self.parse_not()
+        operands = [self.parse_not()]
+        positions: list[int] = []
         while True:
             token = self.accept_word("and")
             if token is None and juxtapose and self.starts_predicate():
                 token = self.current
             if token is None:
-                return left
-            left = ast.Binary("and", left, self.parse_not(), token.position)
+                return balanced("and", operands, positions)
+            positions.append(token.position)
+            operands.append(self.parse_not())
 
     def starts_predicate(self) -> bool:
         token = self.current
@@ -155,9 +175,10 @@ class ExpressionParser:
 
     def parse_not(self) -> ast.Expr:
         token = self.accept_word("not")
-        if token is not None:
+        if token is None:
+            return self.parse_predicate()
+        with self.nested(token):
             return ast.Not(self.parse_not(), token.position)
-        return self.parse_predicate()
 
     def parse_predicate(self) -> ast.Expr:
         left = self.parse_additive()
@@ -174,9 +195,9 @@ class ExpressionParser:
         if self.accept_word("in"):
             if self.current.kind is Kind.SYMBOL and self.current.text == "(" \
                     and self.peek().is_word("select", "from"):
-                self.advance()
-                inner = self.parse_subquery()
-                self.expect_symbol(")")
+                with self.nested(self.advance()):
+                    inner = self.parse_subquery()
+                    self.expect_symbol(")")
                 return ast.InQuery(left, inner, negated, token.position)
             return ast.InList(left, self.parse_in_items(), negated, token.position)
         if self.current.is_word("like", "rlike"):
@@ -210,24 +231,34 @@ class ExpressionParser:
         return tuple(items)
 
     def parse_additive(self) -> ast.Expr:
-        left = self.parse_multiplicative()
-        while self.current.kind is Kind.SYMBOL and self.current.text in ("+", "-"):
-            token = self.advance()
-            left = ast.Binary(token.text, left, self.parse_multiplicative(), token.position)
-        return left
+        return self.parse_chain(("+", "-"), self.parse_multiplicative)
 
     def parse_multiplicative(self) -> ast.Expr:
-        left = self.parse_unary()
-        while self.current.kind is Kind.SYMBOL and self.current.text in ("*", "/", "%"):
-            token = self.advance()
-            left = ast.Binary(token.text, left, self.parse_unary(), token.position)
+        return self.parse_chain(("*", "/", "%"), self.parse_unary)
+
+    def parse_chain(self, symbols: tuple[str, ...], operand: Callable[[], ast.Expr]
+                    ) -> ast.Expr:
+        """Left-associative `a op b op c`; a run of one associative operator (the
+        quickstarts sum 50 attributes with `+`) is built balanced, so it stays shallow."""
+        operands = [operand()]
+        operators: list[Token] = []
+        while self.current.kind is Kind.SYMBOL and self.current.text in symbols:
+            operators.append(self.advance())
+            operands.append(operand())
+        kinds = {token.text for token in operators}
+        if len(kinds) == 1 and kinds <= ASSOCIATIVE:
+            return balanced(operators[0].text, operands, [t.position for t in operators])
+        left = operands[0]
+        for token, right in zip(operators, operands[1:]):
+            left = ast.Binary(token.text, left, right, token.position)
         return left
 
     def parse_unary(self) -> ast.Expr:
         token = self.accept_symbol("-")
-        if token is not None:
+        if token is None:
+            return self.parse_primary()
+        with self.nested(token):
             return ast.Negate(self.parse_unary(), token.position)
-        return self.parse_primary()
 
     def parse_primary(self) -> ast.Expr:
         token = self.current
@@ -249,9 +280,10 @@ class ExpressionParser:
             self.advance()
             if self.current.is_word("select", "from"):
                 raise self.unsupported("subquery as a value")
-            inner = self.parse_or(juxtapose=True)
-            self.parse_alias()   # `(latest(x) as 'label')` ships in dashboards; ignored
-            self.expect_symbol(")")
+            with self.nested(token):
+                inner = self.parse_or(juxtapose=True)
+                self.parse_alias()   # `(latest(x) as 'label')` ships in dashboards; ignored
+                self.expect_symbol(")")
             return inner
         if token.kind is Kind.NAME:
             return self.parse_index(self.parse_name())
@@ -273,9 +305,10 @@ class ExpressionParser:
         token = self.advance()
         lowered = token.text.lower()
         if self.current.kind is Kind.SYMBOL and self.current.text == "(":
-            if lowered == "cases":
-                return self.parse_cases(token.position)
-            return self.parse_call(token)
+            with self.nested(token):
+                if lowered == "cases":
+                    return self.parse_cases(token.position)
+                return self.parse_call(token)
         if lowered in ("true", "false"):
             return ast.Literal(lowered == "true", token.position)
         if lowered == "null":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from trailguard.errors import NrqlError
 from trailguard.nrql import ast
+from trailguard.nrql.limits import balanced, check_depth
 from trailguard.nrql.parse_expr import CLAUSE_WORDS, ExpressionParser, time_unit_ms
 from trailguard.nrql.timeparse import parse_datetime_ms
 from trailguard.nrql.tokens import Kind
@@ -26,6 +27,7 @@ def parse(query: str) -> ast.Query:
     result = parser.parse_query()
     if parser.current.kind is not Kind.END:
         raise parser.error("unexpected text after the query")
+    check_depth(result, query, parser.tokens)
     return result
 
 
@@ -45,6 +47,7 @@ class _Parser(ExpressionParser):
         select: list[ast.SelectItem] | None = None
         event_types: list[str] | None = None
         query = ast.Query(select=[], event_types=[], position=start)
+        wheres: list[tuple[ast.Expr, int]] = []   # repeated WHERE clauses are ANDed
 
         while not self.at_query_end():
             token = self.current
@@ -57,9 +60,10 @@ class _Parser(ExpressionParser):
                 if event_types is not None:
                     raise self.error("FROM appears twice")
                 self.advance()
-                if self.accept_symbol("("):
-                    query.source = self.parse_subquery()   # nested aggregation
-                    self.expect_symbol(")")
+                if (parenthesis := self.accept_symbol("(")) is not None:
+                    with self.nested(parenthesis):
+                        query.source = self.parse_subquery()   # nested aggregation
+                        self.expect_symbol(")")
                     event_types = list(query.source.event_types)
                 else:
                     event_types = self.parse_event_types()
@@ -70,7 +74,7 @@ class _Parser(ExpressionParser):
             elif select is None or event_types is None:
                 raise self.error("a query starts with SELECT ... FROM ... or FROM ... SELECT ...")
             else:
-                self.parse_clause(query)
+                self.parse_clause(query, wheres)
 
         if select is None:
             raise self.error("missing SELECT")
@@ -78,6 +82,9 @@ class _Parser(ExpressionParser):
             raise self.error("missing FROM")
         query.select = select
         query.event_types = event_types
+        if wheres:   # balanced: thousands of WHERE clauses must not make a deep tree
+            query.where = balanced("and", [condition for condition, _ in wheres],
+                                   [position for _, position in wheres[1:]])
         return query
 
     def parse_select_list(self) -> list[ast.SelectItem]:
@@ -118,13 +125,12 @@ class _Parser(ExpressionParser):
             return token.text
         raise self.error("expected an event type after FROM")
 
-    def parse_clause(self, query: ast.Query) -> None:
+    def parse_clause(self, query: ast.Query, wheres: list[tuple[ast.Expr, int]]) -> None:
+        """One clause after the head; WHERE conditions are collected in `wheres`."""
         token = self.advance()
         word = token.text.lower() if token.kind is Kind.NAME else ""
         if word == "where":
-            condition = self.parse_condition()
-            query.where = condition if query.where is None else ast.Binary(
-                "and", query.where, condition, token.position)
+            wheres.append((self.parse_condition(), token.position))
         elif word == "facet":
             self.parse_facet_clause(query)
         elif word in ("since", "until"):

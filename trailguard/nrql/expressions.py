@@ -62,9 +62,11 @@ class ExpressionCompiler:
             return found, Decode.PLAIN
         if is_fallback(expr):
             assert isinstance(expr, ast.Binary)
+            mark = self.params.mark()
             left, decode = self.value(expr.left)
             right, other = self.value(expr.right)
             if decode is not other:
+                self.params.rollback(mark)   # both sides are compiled again, as text
                 return exp.Coalesce(this=self.text(expr.left),
                                     expressions=[self.text(expr.right)]), Decode.PLAIN
             return exp.Coalesce(this=left, expressions=[right]), decode

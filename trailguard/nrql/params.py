@@ -27,3 +27,13 @@ class Params:
         self.values[name] = value
         kind = self._typer(value) if self._typer else None
         return exp.Placeholder(this=name, kind=kind) if kind else exp.Placeholder(this=name)
+
+    def mark(self) -> int:
+        """How many values are bound so far, for `rollback`."""
+        return len(self.values)
+
+    def rollback(self, mark: int) -> None:
+        """Forget the values bound since `mark`: the SQL that used them was thrown away,
+        and DuckDB refuses a statement given parameters it does not use."""
+        for name in list(self.values)[mark:]:
+            del self.values[name]

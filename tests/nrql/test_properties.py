@@ -136,3 +136,50 @@ def test_generated_queries_run_or_raise_nrql_errors(synthetic: Any, nrql: str) -
     except NrqlError:
         return
     assert isinstance(answer["results"], list)
+
+
+# Deep nesting and long chains: the limits answer with a positioned NrqlError, never a
+# RecursionError, and whatever is within them compiles to SQL that reads only `events`.
+WRAPPERS = st.sampled_from([("(", ")"), ("abs(", ")"), ("NOT ", ""), ("- ", ""),
+                            ("if(x = 1, ", ", 0)"), ("cases(WHERE x = ", " AS 'a')"),
+                            ("x IN (FROM Log SELECT uniques(x) WHERE ", ")"),
+                            ("filter(", ", WHERE x = 1)"), ("concat(", ", 'a')")])
+CHAIN_OPERATORS = st.sampled_from([" AND ", " OR ", " ", " + ", " - ", " * ", " / ", " % "])
+
+
+@st.composite
+def deep_queries(draw: st.DrawFn) -> str:
+    layers = draw(st.lists(st.tuples(WRAPPERS, st.integers(1, 60)), min_size=1, max_size=4))
+    core = draw(st.sampled_from(["x = 1", "1", "count(*)", "x"]))
+    for (opening, closing), times in layers:
+        core = opening * times + core + closing * times
+    head = draw(st.sampled_from(["FROM Log SELECT count(*) WHERE ", "FROM Log SELECT ",
+                                 "FROM (FROM Log SELECT count(*) FACET x) SELECT ",
+                                 "FROM Log SELECT count(*) FACET "]))
+    return head + core
+
+
+@st.composite
+def long_chains(draw: st.DrawFn) -> str:
+    operator = draw(CHAIN_OPERATORS)
+    term = draw(st.sampled_from(["x = 1", "x", "1", "(x = 1 OR y = 2)", "latest(x)"]))
+    terms = draw(st.integers(1, 3000))
+    head = draw(st.sampled_from(["FROM Log SELECT count(*) WHERE ", "FROM Log SELECT sum(",
+                                 "FROM Log SELECT "]))
+    return head + operator.join([term] * terms) + (")" if head.endswith("(") else "")
+
+
+DEEP_SETTINGS = settings(max_examples=120, deadline=None,
+                         suppress_health_check=[HealthCheck.too_slow])
+
+
+@DEEP_SETTINGS
+@given(st.one_of(deep_queries(), long_chains()), st.sampled_from(["duckdb", "clickhouse"]))
+def test_deep_nesting_and_long_chains_raise_only_positioned_nrql_errors(
+        nrql: str, dialect: str) -> None:
+    try:
+        compiled = compile_nrql(nrql, dialect, NOW)
+    except NrqlError as error:
+        assert error.position is not None and 0 <= error.position <= len(nrql)
+        return
+    assert "events" in compiled.sql and "DROP" not in compiled.sql

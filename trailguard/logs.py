@@ -26,8 +26,22 @@ def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+# HTTP client libraries that log each request's URL at INFO (alert destinations' URLs are
+# secrets, e.g. Slack webhook URLs): kept at WARNING whatever the root logger's level.
+HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
+
+
+def quiet_http_client_logs() -> None:
+    """Keep httpx/httpcore from logging request URLs."""
+    for name in HTTP_CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
 def setup_logging(level: str = "info") -> None:
     """Send trailguard's structured logs to stderr."""
+    quiet_http_client_logs()
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(KeyValueFormatter())
     root = logging.getLogger("trailguard")

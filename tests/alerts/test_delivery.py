@@ -67,7 +67,7 @@ def test_webhook_slack_pagerduty_one_request_each_then_resolve(tmp_path, http_re
         ("/hook", {"summary": "SSH brute force is opened", "severity": "(unknown)",
                    "value": "3"}),
         ("/slack", {"text": "*[CRITICAL] SSH brute force opened*\nSecurity / SSH brute force "
-                            "opened incident 1 (CRITICAL): (unknown) = 3, ABOVE 1 at "
+                            "opened incident 1 (CRITICAL): value 3, ABOVE 1 at "
                             "2023-11-14T22:14:00Z."})]
     trigger = requests[2][1]
     assert (trigger["event_action"], trigger["dedup_key"], trigger["routing_key"],

@@ -53,7 +53,7 @@ def test_invalid_conditions_are_named(tmp_path, change, message):
 def test_secrets_are_refused_in_the_file(tmp_path):
     path = tmp_path / "alerts.yaml"
     path.write_text("destinations:\n  - {name: s, type: slack, url: 'https://hooks.x/T/B/C'}\n")
-    with pytest.raises(AlertError, match="use url_env: VARIABLE_NAME instead of url"):
+    with pytest.raises(AlertError, match="use `url_env`: VARIABLE_NAME instead of url"):
         load_alerts(path)
 
 

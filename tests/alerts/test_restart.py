@@ -113,7 +113,7 @@ def test_open_incident_survives_sigkill_without_a_second_page(tmp_path, http_rec
 
 
 def test_plain_serve_takes_a_condition_through_the_api(tmp_path, http_receiver):
-    hook_env = "TRAILGUARD_ALERT_E2E_HOOK"
+    hook_env = "TRAILGUARD_ALERT_HOOK__URL"
     env = {**QUIET, hook_env: f"{http_receiver.url}/api-hook"}
     server = start_server(tmp_path / "data", extra_env=env)
     try:

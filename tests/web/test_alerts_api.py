@@ -26,7 +26,7 @@ API_KEY = "alerts-api-key-0123456789"
 KEY = {"X-Api-Key": API_KEY}
 T0 = 1_700_000_040_000  # a multiple of 60 s
 SSH = "UnauthorizedAccess:EC2/SSHBruteForce"
-HOOK_ENV = "TRAILGUARD_ALERT_TEST_HOOK"
+HOOK_ENV = "TRAILGUARD_ALERT_API_HOOK__URL"
 CONDITION = {
     "policy": "Custom", "name": "Any SSH brute force",
     "nrql": {"query": f"FROM Log SELECT count(*) WHERE detail.type = '{SSH}'"},
@@ -270,18 +270,19 @@ def test_renaming_a_condition_closes_the_incidents_of_the_old_name(api, receiver
      "`priority` must be CRITICAL or WARNING"),
     ({"terms": [{"threshold": 1, "operator": "OVER"}]}, "unknown operator OVER in `operator`"),
     ({"terms": [{"threshold": 1, "thresholdDuration": 0}]},
-     "`terms[0].thresholdDuration` must be above 0"),
+     "`terms[0].thresholdDuration` must be a whole number of seconds from 1 to 86,400, not 0"),
     ({"nrql": {"query": "FROM Log SELECT count(*) SINCE 1 day ago"}},
      "remove SINCE from `nrql.query`"),
     ({"nrql": {"query": "FROM Log SELEC count(*)"}}, "invalid NRQL in `nrql.query`"),
     ({"nrql": "FROM Log SELECT count(*)"}, "`nrql` must be an object and is required"),
     ({"signal": {"aggregationWindow": "60"}},
-     "`signal.aggregationWindow` must be a number, not '60'"),
+     "`signal.aggregationWindow` must be a whole number of seconds from 1 to 7,200, not '60'"),
     ({"signal": {"aggregationMethod": "SLOW"}}, "`aggregationMethod` must be one of"),
     ({"signal": {"window": 60}}, "unknown field `signal.window`"),
     ({"enabled": "yes"}, "`enabled` must be true or false"),
     ({"expiration": {"expirationDuration": -1}},
-     "`expiration.expirationDuration` must be at least 0"),
+     "`expiration.expirationDuration` must be a whole number of seconds from 1 to 172,800, "
+     "not -1"),
 ])
 def test_condition_validation_names_the_field(api, change, message):
     _setup_routing(api)
@@ -298,17 +299,17 @@ def test_condition_validation_names_the_field(api, change, message):
     ({"name": "s", "type": "slack", "url_env": HOOK_ENV, "host": "127.0.0.1"},
      "`host` is not a setting of a slack destination"),
     ({"name": "s", "type": "slack", "url_env": "SLACK_URL"},
-     "`url_env` must name a variable starting with TRAILGUARD_ALERT_"),
+     "`url_env` must name a variable starting with TRAILGUARD_ALERT_S__"),
     ({"name": "s", "type": "slack", "url_env": "https://hooks.invalid/x"},
      "`url_env` must be the name of an environment variable"),
     ({"name": "s", "type": "sms"}, "`type` must be one of webhook, slack, email, pagerduty"),
     ({"name": "p", "type": "pagerduty"}, "`routing_key_env` is required"),
-    ({"name": "w", "type": "webhook", "url_env": HOOK_ENV,
+    ({"name": "w", "type": "webhook", "url_env": "TRAILGUARD_ALERT_W__URL",
       "headers_env": {"Authorization": "AWS_SECRET_ACCESS_KEY"}},
-     "`headers_env.Authorization` must name a variable starting with TRAILGUARD_ALERT_"),
+     "`headers_env.Authorization` must name a variable starting with TRAILGUARD_ALERT_W__"),
     ({"name": "m", "type": "email", "host": "127.0.0.1", "from": "a@example.com",
       "to": ["b@example.com"], "port": 70000}, "`port` must be a number between 1 and 65535"),
-    ({"name": "file-hook", "type": "slack", "url_env": HOOK_ENV},
+    ({"name": "file-hook", "type": "slack", "url_env": "TRAILGUARD_ALERT_FILE_HOOK__URL"},
      "a destination named 'file-hook' already exists (id 4, from the alerts file)"),
     ([], "the request body must be a JSON object describing a destination"),
 ])

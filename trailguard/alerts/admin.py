@@ -19,6 +19,7 @@ from trailguard.alerts.definitions import (
     condition_to_json,
     destination_from_json,
     destination_to_json,
+    env_prefix,
     policy_from_json,
 )
 from trailguard.alerts.incidents import Incident
@@ -135,6 +136,7 @@ class AlertAdmin:
         definition = {"name": destination.name, "type": destination.type,
                       **destination.settings}
         with self.incidents.transaction():
+            self._check_own_variables(destination.name, None)
             entry = self.catalog.add("destination", destination.name, definition, self.clock())
             self.service.reload()
         return self._destination_json(entry)
@@ -148,6 +150,7 @@ class AlertAdmin:
             self.catalog.check_writable(entry)
             if destination.name != entry.name:
                 self._check_unused(entry, "renamed")
+            self._check_own_variables(destination.name, entry.id)
             entry = self.catalog.replace(entry, destination.name, definition, self.clock())
             self.service.reload()
         return self._destination_json(entry)
@@ -204,6 +207,17 @@ class AlertAdmin:
         for incident in self.incidents.find_open(condition_key):
             self.service.evaluator.lifecycle.close(incident, now_ms, reason)
         self.incidents.drop_state(condition_key)
+
+    def _check_own_variables(self, name: str, own_id: int | None) -> None:
+        """Two destinations whose names differ only in case or punctuation would share
+        their variables (`env_prefix`): refuse the second."""
+        prefix = env_prefix(name)
+        for other in self.catalog.entries("destination"):
+            if other.id != own_id and other.name != name \
+                    and env_prefix(other.name) == prefix:  # same name: the catalog's 409
+                raise AlertConflictError(
+                    f"destination name '{name}' would share its variables ({prefix}...) with "
+                    f"destination '{other.name}' (id {other.id}); choose another name")
 
     def _check_unused(self, entry: Entry, change: str) -> None:
         users = [policy.name for policy in self.catalog.entries("policy", "api")

@@ -18,6 +18,7 @@ import orjson
 from trailguard.alerts.definitions import (
     condition_from_json,
     condition_to_json,
+    destination_from_json,
     policy_workflow,
 )
 from trailguard.alerts.incidents import IncidentStore
@@ -83,7 +84,7 @@ class Catalog:
         rows = self.incidents.execute(
             "INSERT INTO alert_catalog (kind, name, source, definition, created_ms, "
             f"updated_ms) VALUES (?, ?, ?, ?, ?, ?) RETURNING {_COLUMNS}",
-            (kind, name, source, orjson.dumps(definition).decode(), now_ms, now_ms))
+            (kind, name, source, _dumps(definition), now_ms, now_ms))
         return _entry(rows[0])
 
     def replace(self, entry: Entry, name: str, definition: dict[str, Any],
@@ -93,7 +94,7 @@ class Catalog:
         self._check_free(entry.kind, name, entry.id)
         rows = self.incidents.execute(
             "UPDATE alert_catalog SET name = ?, definition = ?, updated_ms = ? WHERE id = ? "
-            f"RETURNING {_COLUMNS}", (name, orjson.dumps(definition).decode(), now_ms, entry.id))
+            f"RETURNING {_COLUMNS}", (name, _dumps(definition), now_ms, entry.id))
         return _entry(rows[0])
 
     def remove(self, entry: Entry) -> None:
@@ -123,7 +124,9 @@ class Catalog:
         """The file's configuration plus every API policy, condition and destination."""
         destinations = dict(file_config.destinations)
         for entry in self.entries("destination", "api"):
-            destinations[entry.name] = destination_from_definition(entry.definition)
+            destination = _stored_destination(entry)
+            if destination is not None:
+                destinations[entry.name] = destination
         workflows = list(file_config.workflows)
         for entry in self.entries("policy", "api"):
             workflow = policy_workflow(entry.definition)
@@ -161,6 +164,24 @@ class Catalog:
 def destination_from_definition(definition: dict[str, Any]) -> Destination:
     settings = {key: value for key, value in definition.items() if key not in ("name", "type")}
     return Destination(definition["name"], definition["type"], settings)
+
+
+def _dumps(definition: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(definition).decode()
+    except orjson.JSONEncodeError as exc:  # e.g. an integer beyond 64 bits
+        raise AlertError(f"the item cannot be stored: {exc}") from None
+
+
+def _stored_destination(entry: Entry) -> Destination | None:
+    """An API destination as delivery uses it; one that breaks today's rules (stored by an
+    older version: a variable of another destination, a header break) is not used."""
+    try:
+        return destination_from_json(entry.definition)
+    except AlertError as exc:
+        log_fields(log, logging.ERROR, "stored destination skipped", destination=entry.name,
+                   id=entry.id, error=str(exc))
+        return None
 
 
 def _stored_condition(entry: Entry) -> Condition | None:

@@ -5,10 +5,13 @@ A condition keeps New Relic's quickstart shape (the same keys as a condition fil
 e.g. "`terms[0].threshold` must be a number". Semantic checks (NRQL, operators) are the
 loader's, so a condition means the same whether it came from a file or the API.
 
-Destinations made through the API may only name environment variables that start with
-`TRAILGUARD_ALERT_`: whoever holds the API key can choose where a PagerDuty event or an
-e-mail goes, and must not be able to send it another of the server's secrets (AWS
-credentials, the ingest key) as a routing key or SMTP password.
+Destinations made through the API may only name environment variables of their own,
+`TRAILGUARD_ALERT_<NAME>__...` (see `env_prefix`), and cannot choose where a secret is sent:
+a PagerDuty destination posts to PagerDuty's own endpoint (`events_url` is file-only) and an
+e-mail destination cannot log in (`username_env`/`password_env` are file-only), while
+webhook and Slack URLs come from the destination's own variables. So whoever holds the API
+key can neither read another destination's secret nor the server's others (AWS
+credentials, the ingest key) by pointing a destination at a host of theirs.
 """
 
 from __future__ import annotations
@@ -16,13 +19,21 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from trailguard.alerts.loader import DESTINATION_TYPES, parse_condition
+from trailguard.alerts.loader import (
+    DESTINATION_TYPES,
+    SECRET_INSTEAD,
+    check_destination_text,
+    parse_condition,
+    secret_hint,
+)
 from trailguard.alerts.model import Condition, Destination, Workflow
 from trailguard.errors import AlertError
 
 API_ENV_PREFIX = "TRAILGUARD_ALERT_"
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,127}$")
 MAX_NAME = 200
+# orjson and SQLite hold signed 64-bit integers; larger ones would fail when stored.
+MAX_INT = 2**63 - 1
 PRIORITIES = ("CRITICAL", "WARNING")
 NOTIFY_ON = ("opened", "acknowledged", "closed")
 # Keys a client may send back unchanged from a GET; they are not part of the definition.
@@ -42,11 +53,19 @@ TEMPLATE_KEYS = ("title", "text")
 DESTINATION_KEYS = {
     "webhook": ("url_env", "headers_env", "payload", *TEMPLATE_KEYS),
     "slack": ("url_env", *TEMPLATE_KEYS),
-    "pagerduty": ("routing_key_env", "events_url", "source", *TEMPLATE_KEYS),
-    "email": ("host", "port", "starttls", "ca_file", "username_env", "password_env", "from",
-              "to", *TEMPLATE_KEYS),
+    "pagerduty": ("routing_key_env", "source", *TEMPLATE_KEYS),
+    "email": ("host", "port", "starttls", "ca_file", "from", "to", *TEMPLATE_KEYS),
 }
-SECRET_SETTINGS = ("url", "routing_key", "password", "username", "token")
+# Settings of the alerts file that the API refuses, and why: each would let the API send a
+# destination's secret to a host of the caller's choosing.
+FILE_ONLY = {
+    "events_url": "a PagerDuty destination made through the API posts to PagerDuty's own "
+                  "endpoint; set `events_url` in the alerts file",
+    "username_env": "an e-mail destination that logs in to its SMTP server can be defined "
+                    "only in the alerts file (through the API its `host` could be changed "
+                    "to receive the password)",
+}
+FILE_ONLY["password_env"] = FILE_ONLY["username_env"]
 REQUIRED_SETTINGS = {"webhook": ("url_env",), "slack": ("url_env",),
                      "pagerduty": ("routing_key_env",), "email": ("host", "from", "to")}
 
@@ -55,22 +74,20 @@ def condition_from_json(body: Any) -> tuple[str, Condition]:
     """(policy name, condition) from an API body; `AlertError` names the bad field."""
     raw = _definition(body, CONDITION_KEYS, "condition")
     policy = _name(raw, "policy")
-    name = _name(raw, "name")
+    _name(raw, "name")
     _mapping(raw, "nrql", ("query",), required=True)
     _string(raw["nrql"], "query", "nrql.query", required=True)
     _terms(raw)
-    _numbers(_mapping(raw, "signal", SIGNAL_KEYS), "signal",
-             ("aggregationWindow", "aggregationDelay", "aggregationTimer", "fillValue"))
+    # Durations are the loader's (`seconds`): one rule for the file and the API.
+    _numbers(_mapping(raw, "signal", SIGNAL_KEYS), "signal", ("fillValue",))
     expiration = _mapping(raw, "expiration", EXPIRATION_KEYS)
-    _numbers(expiration, "expiration", ("expirationDuration",))
     _booleans(expiration, "expiration", ("openViolationOnExpiration",
                                          "closeViolationsOnExpiration"))
-    _numbers(raw, "", ("violationTimeLimitSeconds",), positive=True)
     _booleans(raw, "", ("enabled",))
     for key in ("description", "runbookUrl"):
         _string(raw, key, key)
     condition_raw = {key: value for key, value in raw.items() if key != "policy"}
-    return policy, parse_condition(condition_raw, policy, f"condition '{name}'")
+    return policy, parse_condition(condition_raw, policy, "")
 
 
 def condition_to_json(condition: Condition) -> dict[str, Any]:
@@ -123,12 +140,17 @@ def policy_workflow(policy: dict[str, Any]) -> Workflow | None:
 
 
 def destination_from_json(body: Any) -> Destination:
-    """A destination; secrets only as names of `TRAILGUARD_ALERT_*` environment variables."""
+    """A destination; secrets only as names of environment variables of its own
+    (`env_prefix`), and no setting that chooses where a secret is sent."""
     if isinstance(body, dict):
-        leaked = [key for key in SECRET_SETTINGS if key in body]
+        leaked = [key for key in SECRET_INSTEAD if key in body]
         if leaked:
             raise AlertError(f"`{leaked[0]}` would put a secret in the API: set it in an "
-                             f"environment variable and give its name as `{leaked[0]}_env`")
+                             f"environment variable and give its name as "
+                             f"{secret_hint(leaked[0])}")
+        refused = [key for key in FILE_ONLY if key in body]
+        if refused:
+            raise AlertError(f"`{refused[0]}` is refused through the API: {FILE_ONLY[refused[0]]}")
     keys = tuple(dict.fromkeys(key for keys in DESTINATION_KEYS.values() for key in keys))
     raw = _definition(body, ("name", "type", *keys), "destination")
     name = _name(raw, "name")
@@ -143,17 +165,47 @@ def destination_from_json(body: Any) -> Destination:
     for key in REQUIRED_SETTINGS[kind]:
         if settings.get(key) in (None, "", []):
             raise AlertError(f"`{key}` is required for a {kind} destination")
+    _env_settings(name, settings)
+    _template_settings(settings)
+    if kind == "email":
+        _email_settings(settings)
+    check_destination_text(kind, settings, f"destination '{name}'")
+    return Destination(name, kind, settings)
+
+
+def env_prefix(name: str) -> str:
+    """The prefix of every variable an API destination named `name` may use:
+    `TRAILGUARD_ALERT_`, the name in upper case with each run of other characters as one
+    `_`, then `__` ("soc-slack" -> `TRAILGUARD_ALERT_SOC_SLACK__`). The double underscore
+    cannot occur inside the name part, so each variable belongs to one name only."""
+    return f"{API_ENV_PREFIX}{re.sub(r'[^A-Z0-9]+', '_', name.upper()).strip('_')}__"
+
+
+def _env_settings(name: str, settings: dict[str, Any]) -> None:
+    prefix = env_prefix(name)
     for key, value in settings.items():
         if key.endswith("_env") and key != "headers_env":
-            _env_name(value, key)
+            _env_name(value, key, prefix)
     headers = settings.get("headers_env") or {}
     if not isinstance(headers, dict):
         raise AlertError("`headers_env` must map header names to environment variable names")
     for header, env in headers.items():
-        _env_name(env, f"headers_env.{header}")
-    if kind == "email":
-        _email_settings(settings)
-    return Destination(name, kind, settings)
+        _env_name(env, f"headers_env.{header}", prefix)
+
+
+def _template_settings(settings: dict[str, Any]) -> None:
+    if not isinstance(settings.get("title", ""), str):
+        raise AlertError("`title` must be a string")
+    text = settings.get("text", "")
+    events = ("opened", "escalated", "acknowledged", "closed")
+    if isinstance(text, dict):
+        wrong = [key for key, value in text.items()
+                 if key not in events or not isinstance(value, str)]
+        if wrong:
+            raise AlertError(f"`text.{wrong[0]}`: `text` maps events ({', '.join(events)}) "
+                             "to strings")
+    elif not isinstance(text, str):
+        raise AlertError("`text` must be a string or map events to strings")
 
 
 def destination_to_json(destination: Destination, environ: dict[str, str]) -> dict[str, Any]:
@@ -174,6 +226,7 @@ def missing_env(destination: Destination, environ: dict[str, str]) -> list[str]:
 def _definition(body: Any, keys: tuple[str, ...], what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise AlertError(f"the request body must be a JSON object describing a {what}")
+    _check_integers(body, "")
     raw = {key: value for key, value in body.items() if key not in READ_ONLY_KEYS}
     unknown = sorted(set(raw) - set(keys))
     if unknown:
@@ -227,7 +280,6 @@ def _terms(raw: dict[str, Any]) -> None:
         if "threshold" not in term:
             raise AlertError(f"`{field}.threshold` is required")
         _numbers(term, field, ("threshold",))
-        _numbers(term, field, ("thresholdDuration",), positive=True)
         for key in ("priority", "operator", "thresholdOccurrences"):
             _string(term, key, f"{field}.{key}")
     priorities = [str(term.get("priority", "CRITICAL")).upper() for term in terms]
@@ -236,17 +288,24 @@ def _terms(raw: dict[str, Any]) -> None:
         raise AlertError(f"`terms` has more than one {repeated[0]} term; give one per priority")
 
 
-def _numbers(raw: dict[str, Any], where: str, keys: tuple[str, ...],
-             positive: bool = False) -> None:
+def _numbers(raw: dict[str, Any], where: str, keys: tuple[str, ...]) -> None:
     for key in keys:
         value = raw.get(key)
-        if value is None:
-            continue
-        field = f"{where}.{key}" if where else key
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            field = f"{where}.{key}" if where else key
             raise AlertError(f"`{field}` must be a number, not {value!r}")
-        if value < 0 or (positive and value <= 0):
-            raise AlertError(f"`{field}` must be {'above' if positive else 'at least'} 0")
+
+
+def _check_integers(value: Any, field: str) -> None:
+    """Refuse integers beyond 64 bits anywhere in a body, naming where they are."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise AlertError(f"`{field or 'body'}` is too large a number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_integers(item, f"{field}.{key}" if field else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_integers(item, f"{field}[{index}]")
 
 
 def _booleans(raw: dict[str, Any], where: str, keys: tuple[str, ...]) -> None:
@@ -267,14 +326,14 @@ def _string_list(raw: dict[str, Any], key: str, allowed: tuple[str, ...] | None)
     return list(dict.fromkeys(value))
 
 
-def _env_name(value: Any, field: str) -> None:
+def _env_name(value: Any, field: str, prefix: str) -> None:
     if not isinstance(value, str) or not ENV_NAME.match(value):
         raise AlertError(f"`{field}` must be the name of an environment variable "
                          "(upper case letters, digits, _), never the secret itself")
-    if not value.startswith(API_ENV_PREFIX):
-        raise AlertError(f"`{field}` must name a variable starting with {API_ENV_PREFIX} "
-                         f"(e.g. {API_ENV_PREFIX}SLACK_URL): only those may be used by "
-                         "destinations made through the API")
+    if not value.startswith(prefix) or value == prefix:
+        raise AlertError(f"`{field}` must name a variable starting with {prefix} "
+                         f"(e.g. {prefix}URL): a destination made through the API may use "
+                         "only variables named after it")
 
 
 def _email_settings(settings: dict[str, Any]) -> None:
@@ -292,3 +351,5 @@ def _email_settings(settings: dict[str, Any]) -> None:
             raise AlertError(f"`{key}` must be a string")
     if "starttls" in settings and not isinstance(settings["starttls"], bool):
         raise AlertError("`starttls` must be true or false")
+    if "ca_file" in settings and not isinstance(settings["ca_file"], str):
+        raise AlertError("`ca_file` must be the path of a PEM file")

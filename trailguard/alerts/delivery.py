@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable
 
 from trailguard.alerts.destinations import DeliveryError, send
@@ -56,6 +57,9 @@ class Deliverer:
         except DeliveryError as exc:
             self._failed(item, attempt, exc, fields)
             return 0
+        except Exception as exc:  # noqa: BLE001 - one bad row must not stop the others
+            self._failed(item, attempt, unexpected(exc), fields)
+            return 0
         self.incidents.mark_attempt(item.id, status="sent", now_ms=self.clock())
         log_fields(log, logging.INFO, "notification sent", outcome=outcome, **fields)
         return 1
@@ -73,3 +77,15 @@ class Deliverer:
         self.incidents.mark_attempt(item.id, status="failed", now_ms=now, error=str(exc))
         log_fields(log, logging.ERROR, "notification failed, giving up", error=str(exc),
                    **fields)
+
+
+def unexpected(exc: Exception) -> DeliveryError:
+    """A retryable `DeliveryError` for a bug or a bad setting found while sending.
+
+    Only the exception's type and where it was raised are kept: its text can hold a URL
+    (a Slack webhook URL is a secret) or a header value.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" in {frames[-1].name} ({frames[-1].filename.rsplit('/', 1)[-1]}:" \
+            f"{frames[-1].lineno})" if frames else ""
+    return DeliveryError(f"unexpected {type(exc).__name__}{where}")

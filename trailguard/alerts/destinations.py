@@ -13,6 +13,7 @@ receiver can drop the replay.
 from __future__ import annotations
 
 import os
+import re
 import smtplib
 import ssl
 from email.message import EmailMessage
@@ -30,12 +31,19 @@ from trailguard.alerts.templates import (
     render_tree,
 )
 from trailguard.errors import AlertError
+from trailguard.logs import quiet_http_client_logs
 
 PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 PAGERDUTY_ACTIONS = {"opened": "trigger", "escalated": "trigger",
                      "acknowledged": "acknowledge", "closed": "resolve"}
 NOTIFICATION_ID_HEADER = "X-Trailguard-Notification-Id"
 TIMEOUT_S = 10.0
+# A rendered Subject can hold facet values from log data: control characters would break
+# or inject mail headers, so each run of them becomes one space.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+# httpx logs every request URL at INFO; a Slack or webhook URL is a secret.
+quiet_http_client_logs()
 
 
 class DeliveryError(AlertError):
@@ -144,7 +152,7 @@ def _email(settings: dict[str, Any], incident: Incident, event: str,
     if not settings.get("host") or not settings.get("from") or not recipients:
         raise DeliveryError("e-mail destination needs `host`, `from` and `to`", retryable=False)
     message = EmailMessage()
-    message["Subject"] = title_of(settings, incident, fields)
+    message["Subject"] = _CONTROL.sub(" ", title_of(settings, incident, fields))
     message["From"] = str(settings["from"])
     message["To"] = ", ".join(recipients)
     if fields.get("notification_id"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import yaml
 
 from trailguard.alerts.model import (
     DEFAULT_TIME_LIMIT_SECONDS,
+    MAX_TERM_WINDOWS,
     OPERATORS,
     AlertsConfig,
     Condition,
@@ -27,6 +29,29 @@ from trailguard.errors import AlertError, NrqlError
 
 PACKS_DIR = Path(__file__).resolve().parent.parent / "content" / "alerts"
 DESTINATION_TYPES = ("webhook", "slack", "email", "pagerduty")
+# Whole seconds, (lowest, highest). The highest are New Relic's limits for NRQL conditions
+# (aggregation window up to 2 h, a static term's duration up to 24 h, loss of signal up to
+# 48 h, incident time limit up to 30 days; delay and timer share the window's 2 h); the
+# lowest stay at 1 s (0 s for the delay) so tests and replays can use short windows.
+SECONDS_LIMITS = {"thresholdDuration": (1, 86_400), "aggregationWindow": (1, 7_200),
+                  "aggregationDelay": (0, 7_200), "aggregationTimer": (1, 7_200),
+                  "expirationDuration": (1, 172_800),
+                  "violationTimeLimitSeconds": (1, 2_592_000)}
+# Characters that would end a mail header line or smuggle another header in.
+_HEADER_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+# The setting that names the variable holding a secret written into a destination (a
+# Slack token is part of its incoming-webhook URL: there is no `token_env`).
+SECRET_INSTEAD = {"url": "url_env", "routing_key": "routing_key_env",
+                  "password": "password_env", "username": "username_env", "token": "url_env"}
+
+
+def secret_hint(key: str) -> str:
+    """Why a secret setting is refused and what to write instead."""
+    hint = f"`{SECRET_INSTEAD[key]}`"
+    if key == "token":
+        hint += " (a Slack incoming-webhook URL, which holds the token)"
+    return hint
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|`[^`]*`|\"(?:[^\"\\]|\\.)*\"")
 _FORBIDDEN = re.compile(r"\b(SINCE|UNTIL|TIMESERIES|COMPARE\s+WITH)\b", re.IGNORECASE)
 
@@ -63,23 +88,81 @@ def pack_conditions(pack: str, policy: str) -> list[Condition]:
 
 
 def parse_condition(raw: dict[str, Any], policy: str, where: str) -> Condition:
-    """A condition from its New Relic shaped mapping."""
+    """A condition from its New Relic shaped mapping; `where` ("" for the API) prefixes
+    every message."""
     name = _required(raw, "name", where)
+    context = f"{where}: condition '{name}'" if where else f"condition '{name}'"
     kind = str(raw.get("type", "STATIC")).upper()
     if kind != "STATIC":
-        raise AlertError(f"{where}: condition '{name}' has type {kind}; only STATIC is supported")
-    query = _query(raw, name, where)
-    terms = tuple(_term(term, name, where) for term in raw.get("terms") or [])
+        raise AlertError(f"{context} has type {kind}; only STATIC is supported")
+    query = _query(raw, context)
+    terms = tuple(_term(term, index, context)
+                  for index, term in enumerate(raw.get("terms") or []))
     if not terms:
-        raise AlertError(f"{where}: condition '{name}' needs at least one term under `terms`")
+        raise AlertError(f"{context} needs at least one term under `terms`")
+    signal = _signal(raw.get("signal") or {}, context)
+    _check_term_windows(terms, signal, context)
     return Condition(
-        name=str(name), policy=policy, query=query, terms=terms,
-        signal=_signal(raw.get("signal") or {}, name, where),
-        expiration=_expiration(raw.get("expiration") or {}),
-        time_limit_s=int(raw.get("violationTimeLimitSeconds") or DEFAULT_TIME_LIMIT_SECONDS),
+        name=str(name), policy=policy, query=query, terms=terms, signal=signal,
+        expiration=_expiration(raw.get("expiration") or {}, context),
+        time_limit_s=seconds(raw, "violationTimeLimitSeconds", "violationTimeLimitSeconds",
+                             DEFAULT_TIME_LIMIT_SECONDS, context),
         enabled=bool(raw.get("enabled", True)),
         description=str(raw.get("description") or "").strip(),
         runbook_url=str(raw.get("runbookUrl") or ""))
+
+
+def seconds(raw: dict[str, Any], key: str, field: str, default: int, context: str) -> int:
+    """`raw[key]` as whole seconds within `SECONDS_LIMITS[key]`; absent or null: `default`.
+
+    One rule for every duration, so 0, 1.7 or "60" are refused alike instead of quietly
+    becoming a default or being truncated.
+    """
+    value = raw.get(key)
+    if value is None:
+        return default
+    low, high = SECONDS_LIMITS[key]
+    whole = not isinstance(value, bool) and (
+        isinstance(value, int) or (isinstance(value, float) and value.is_integer()))
+    if not whole or not low <= value <= high:
+        raise AlertError(f"{context}: `{field}` must be a whole number of seconds from {low} "
+                         f"to {high:,}, not {value!r}")
+    return int(value)
+
+
+def _check_term_windows(terms: tuple[Term, ...], signal: Signal, context: str) -> None:
+    for index, term in enumerate(terms):
+        windows = -(-term.duration_s // signal.window_s)
+        if windows > MAX_TERM_WINDOWS:
+            raise AlertError(
+                f"{context}: `terms[{index}].thresholdDuration` {term.duration_s} s spans "
+                f"{windows:,} windows of {signal.window_s} s; at most {MAX_TERM_WINDOWS:,} "
+                "are allowed: lengthen `signal.aggregationWindow` or shorten the duration")
+
+
+def check_destination_text(kind: str, settings: dict[str, Any], context: str) -> None:
+    """Refuse what would break or inject a header: CR, LF or other control characters in
+    e-mail `from`/`to`, the `title` (an e-mail's Subject) and the `host`; header names of
+    `headers_env` that are not HTTP header names."""
+    keys = ("title", "from", "host", "source") if kind == "email" else ("title", "source")
+    for key in keys:
+        _one_line(settings.get(key), f"`{key}`", context)
+    recipients = settings.get("to")
+    for index, recipient in enumerate(recipients if isinstance(recipients, list) else []):
+        _one_line(recipient, f"`to[{index}]`", context)
+    if isinstance(recipients, str):
+        _one_line(recipients, "`to`", context)
+    headers = settings.get("headers_env")
+    for header in headers if isinstance(headers, dict) else {}:
+        if not isinstance(header, str) or not _HEADER_NAME.match(header):
+            raise AlertError(f"{context}: `headers_env` key {header!r} is not an HTTP header "
+                             "name (letters, digits and !#$%&'*+.^_`|~-)")
+
+
+def _one_line(value: Any, field: str, context: str) -> None:
+    if isinstance(value, str) and _HEADER_BREAKS.search(value):
+        raise AlertError(f"{context}: {field} must be one line without control characters "
+                         "(CR/LF would inject mail headers)")
 
 
 def _read_mapping(path: Path) -> dict[str, Any]:
@@ -95,28 +178,33 @@ def _read_mapping(path: Path) -> dict[str, Any]:
 def _required(raw: dict[str, Any], key: str, where: str) -> Any:
     value = raw.get(key)
     if value in (None, ""):
-        raise AlertError(f"{where}: `{key}` is required")
+        raise AlertError(f"{where}: `{key}` is required" if where else f"`{key}` is required")
     return value
 
 
-def _query(raw: dict[str, Any], name: str, where: str) -> str:
+def _query(raw: dict[str, Any], context: str) -> str:
     from trailguard.nrql import compile_nrql
 
-    query = str(_required(raw.get("nrql") or {}, "query", f"{where}: condition '{name}' nrql"))
+    query = str(_required(raw.get("nrql") or {}, "query", f"{context} nrql"))
     clause = _FORBIDDEN.search(_QUOTED.sub("''", query))
     if clause:
-        raise AlertError(f"{where}: condition '{name}': remove {clause.group(1).upper()} from "
+        raise AlertError(f"{context}: remove {clause.group(1).upper()} from "
                          "`nrql.query`; the evaluator sets the time range of each window")
     try:
-        compile_nrql(query, now_ms=0)
+        compiled = compile_nrql(query, now_ms=0)
     except NrqlError as exc:
-        raise AlertError(f"{where}: condition '{name}': invalid NRQL in `nrql.query`: "
-                         f"{exc}") from exc
+        raise AlertError(f"{context}: invalid NRQL in `nrql.query`: {exc}") from exc
+    if compiled.plan.shape != "aggregate":
+        # A condition compares one number per window (and FACET value) with its thresholds.
+        raise AlertError(f"{context}: `nrql.query` must aggregate, e.g. SELECT count(*) or "
+                         "SELECT max(x), not list events")
     return query.strip()
 
 
-def _term(raw: dict[str, Any], name: str, where: str) -> Term:
-    context = f"{where}: condition '{name}' term"
+def _term(raw: Any, index: int, condition: str) -> Term:
+    context = f"{condition} term"
+    if not isinstance(raw, dict):
+        raise AlertError(f"{context}: `terms[{index}]` must be a mapping")
     operator = str(raw.get("operator", "ABOVE")).upper()
     if operator not in OPERATORS:
         raise AlertError(f"{context}: unknown operator {operator} in `operator` "
@@ -128,15 +216,25 @@ def _term(raw: dict[str, Any], name: str, where: str) -> Term:
         priority = Priority(str(raw.get("priority", "CRITICAL")).upper())
     except ValueError:
         raise AlertError(f"{context}: `priority` must be CRITICAL or WARNING") from None
+    duration = seconds(raw, "thresholdDuration", f"terms[{index}].thresholdDuration", 60,
+                       condition)
+    threshold = _finite(_required(raw, "threshold", context), f"terms[{index}].threshold",
+                        condition)
+    return Term(priority, operator, threshold, duration, occurrences == "ALL")
+
+
+def _finite(value: Any, field: str, context: str) -> float:
     try:
-        return Term(priority, operator, float(_required(raw, "threshold", context)),
-                    int(raw.get("thresholdDuration") or 60), occurrences == "ALL")
-    except ValueError as exc:
-        raise AlertError(f"{context}: {exc}") from exc
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise AlertError(f"{context}: `{field}` must be a finite number, not {value!r}")
+    return number
 
 
-def _signal(raw: dict[str, Any], name: str, where: str) -> Signal:
-    context = f"{where}: condition '{name}' signal"
+def _signal(raw: dict[str, Any], condition: str) -> Signal:
+    context = f"{condition} signal"
     try:
         method = Method(str(raw.get("aggregationMethod") or "EVENT_FLOW").upper())
     except ValueError:
@@ -147,28 +245,27 @@ def _signal(raw: dict[str, Any], name: str, where: str) -> Signal:
     except ValueError:
         raise AlertError(f"{context}: `fillOption` must be one of "
                          f"{', '.join(f.value for f in Fill)}") from None
-    try:
-        signal = Signal(
-            window_s=int(raw.get("aggregationWindow") or 60), method=method,
-            delay_s=int(raw["aggregationDelay"]) if raw.get("aggregationDelay") is not None
-            else (0 if method is Method.EVENT_TIMER else 120),
-            timer_s=int(raw.get("aggregationTimer") or 60), fill=fill,
-            fill_value=float(raw.get("fillValue") or 0))
-    except (ValueError, TypeError) as exc:
-        raise AlertError(f"{context}: {exc}") from exc
-    if signal.window_s < 1 or signal.delay_s < 0 or signal.timer_s < 1:
-        raise AlertError(f"{context}: aggregationWindow and aggregationTimer must be at least "
-                         "1 second and aggregationDelay not negative")
-    return signal
+    default_delay = 0 if method is Method.EVENT_TIMER else 120
+    return Signal(
+        window_s=seconds(raw, "aggregationWindow", "signal.aggregationWindow", 60, condition),
+        method=method,
+        delay_s=seconds(raw, "aggregationDelay", "signal.aggregationDelay", default_delay,
+                        condition),
+        timer_s=seconds(raw, "aggregationTimer", "signal.aggregationTimer", 60, condition),
+        fill=fill,
+        fill_value=_finite(raw.get("fillValue") or 0, "signal.fillValue", condition))
 
 
-def _expiration(raw: dict[str, Any]) -> Expiration:
+def _expiration(raw: dict[str, Any], condition: str) -> Expiration:
     duration = raw.get("expirationDuration")
+    if duration is not None:
+        duration = seconds(raw, "expirationDuration", "expiration.expirationDuration", 0,
+                           condition)
     open_incident = bool(raw.get("openViolationOnExpiration", False))
     close_incidents = bool(raw.get("closeViolationsOnExpiration", False))
     if duration is None or not (open_incident or close_incidents):
         return Expiration()
-    return Expiration(int(duration), open_incident, close_incidents)
+    return Expiration(duration, open_incident, close_incidents)
 
 
 def _policy_conditions(raw: dict[str, Any], path: Path) -> list[Condition]:
@@ -188,11 +285,13 @@ def _destination(raw: dict[str, Any], path: Path) -> Destination:
     if kind not in DESTINATION_TYPES:
         raise AlertError(f"{path}: destination '{name}' type must be one of "
                          f"{', '.join(DESTINATION_TYPES)}")
-    leaked = [key for key in ("url", "routing_key", "password", "token") if key in raw]
+    leaked = [key for key in SECRET_INSTEAD if key in raw]
     if leaked:
         raise AlertError(f"{path}: destination '{name}': secrets must come from the environment; "
-                         f"use {leaked[0]}_env: VARIABLE_NAME instead of {leaked[0]}")
+                         f"use {secret_hint(leaked[0])}: VARIABLE_NAME instead of "
+                         f"{leaked[0]}")
     settings = {key: value for key, value in raw.items() if key not in ("name", "type")}
+    check_destination_text(kind, settings, f"{path}: destination '{name}'")
     return Destination(name, kind, settings)
 
 

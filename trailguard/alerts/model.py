@@ -13,6 +13,9 @@ from enum import Enum
 from typing import Any
 
 DEFAULT_TIME_LIMIT_SECONDS = 72 * 3600
+# A term looks at ceil(duration / window) windows, each kept in the condition's state:
+# New Relic's extremes (24 h of 30 s windows) need 2,880; more is refused.
+MAX_TERM_WINDOWS = 2_880
 
 
 class Method(str, Enum):

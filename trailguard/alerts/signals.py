@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from trailguard.alerts.model import Condition, Fill, Priority, Term
+from trailguard.alerts.model import MAX_TERM_WINDOWS, Condition, Fill, Priority, Term
+from trailguard.errors import AlertError
 
 
 class TermState(str, Enum):
@@ -51,7 +52,14 @@ def points_needed(condition: Condition) -> int:
 
 
 def _window_count(term: Term, window_s: int) -> int:
-    return max(1, math.ceil(term.duration_s / window_s))
+    """Windows a term looks at; the loader refuses more than `MAX_TERM_WINDOWS`, and a
+    condition built another way fails here (the evaluator logs it) instead of keeping an
+    ever longer list of points."""
+    count = max(1, math.ceil(term.duration_s / max(1, window_s)))
+    if count > MAX_TERM_WINDOWS:
+        raise AlertError(f"a term of {term.duration_s} s over {window_s} s windows needs "
+                         f"{count:,} windows; at most {MAX_TERM_WINDOWS:,} are allowed")
+    return count
 
 
 def filled(condition: Condition, signal: SignalState, raw: float | None) -> float | None:
@@ -78,9 +86,10 @@ def record(condition: Condition, signal: SignalState, start_ms: int, raw: float 
 def term_state(term: Term, window_s: int, points: list[list[Any]]) -> TermState:
     """Whether `term` is violated, recovered or neither over the latest points."""
     count = _window_count(term, window_s)
-    recent = [value for _, value in points[-count:]]
-    recent = [None] * (count - len(recent)) + recent
-    verdicts = [None if value is None else term.violates(float(value)) for value in recent]
+    recent = points[-count:]
+    verdicts = [None if value is None else term.violates(float(value)) for _, value in recent]
+    if len(recent) < count:
+        verdicts.append(None)  # windows not seen yet are gaps; one stands for them all
     if term.all_points:
         if all(verdict is True for verdict in verdicts):
             return TermState.VIOLATING

@@ -18,9 +18,9 @@ _PLACEHOLDER = re.compile(r"\{\{\s*([\w.\-:]+)\s*\}\}")
 DEFAULT_TITLE = "[{{ priority }}] {{ condition }} {{ event }}: {{ facet }}"
 DEFAULT_TEXT = {
     "opened": "{{ policy }} / {{ condition }} opened incident {{ incident_id }} ({{ priority }}):"
-              " {{ facet }} = {{ value }}, {{ operator }} {{ threshold }} at {{ opened_at }}.",
+              " {{ summary }} at {{ opened_at }}.",
     "escalated": "{{ policy }} / {{ condition }} incident {{ incident_id }} escalated to"
-                 " {{ priority }}: {{ facet }} = {{ value }}, {{ operator }} {{ threshold }}.",
+                 " {{ priority }}: {{ summary }}.",
     "acknowledged": "{{ policy }} / {{ condition }} incident {{ incident_id }} acknowledged at"
                     " {{ acknowledged_at }}.",
     "closed": "{{ policy }} / {{ condition }} incident {{ incident_id }} closed at {{ closed_at }}:"
@@ -70,7 +70,19 @@ def incident_fields(incident: Incident, event: str) -> dict[str, Any]:
         "opened_at": _iso(incident.opened_ms), "closed_at": _iso(incident.closed_ms),
         "acknowledged_at": _iso(incident.acknowledged_ms),
     })
+    fields["summary"] = summary(incident, fields)
     return fields
+
+
+def summary(incident: Incident, fields: dict[str, Any]) -> str:
+    """What the incident is about in words: "value 3, ABOVE 1", "host-a = 3, ABOVE 1",
+    "signal lost (host-a)"; a facet part only when the condition has FACET."""
+    facet = None if incident.facet is None else text_of(incident.facet)
+    if incident.kind == "loss_of_signal":
+        return "signal lost" + (f" ({facet})" if facet else "")
+    measured = f"{facet} = " if facet else "value "
+    return (f"{measured}{text_of(fields['value'])}, {text_of(fields['operator'])} "
+            f"{text_of(fields['threshold'])}")
 
 
 def _iso(epoch_ms: int | None) -> str | None:

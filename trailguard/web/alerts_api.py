@@ -35,6 +35,10 @@ log = logging.getLogger("trailguard.alerts.api")
 
 PREFIX = "/api/v1/alerts"
 MAX_BODY = 256 * 1024
+# Ids are SQLite integers; a larger one cannot exist (and would overflow the query).
+MAX_ID = 2**63 - 1
+KINDS = {"policies": "policy", "conditions": "condition", "destinations": "destination",
+         "incidents": "incident"}
 Operation = Callable[[AlertAdmin, Request, Any], Any]
 
 
@@ -128,7 +132,12 @@ def _status(exc: AlertError) -> int:
 
 
 def _id(request: Request) -> int:
-    return int(request.path_params["id"])
+    """The `{id}` of the path; one no row can have is a 404 like any unknown id."""
+    item_id = int(request.path_params["id"])
+    if not 0 < item_id <= MAX_ID:
+        kind = KINDS[request.url.path.removeprefix(PREFIX).split("/")[1]]
+        raise AlertNotFoundError(f"no {kind} with id {item_id}")
+    return item_id
 
 
 def _filters(request: Request) -> tuple[tuple[str, ...], int]:
@@ -136,7 +145,7 @@ def _filters(request: Request) -> tuple[tuple[str, ...], int]:
     states = tuple(s.strip() for s in request.query_params.get("state", "").split(",")
                    if s.strip())
     limit = request.query_params.get("limit", "100")
-    if not limit.isdigit():
+    if not (limit.isascii() and limit.isdigit()):
         raise AlertError(f"`limit` must be a whole number, not {limit!r}")
     return states, int(limit)
 

@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from trailguard import __version__
-from trailguard.errors import TrailguardError
+from trailguard.errors import StoreBusyError, TrailguardError
+
+CONFIG_HELP = "YAML config file (default: ./trailguard.yaml)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +40,7 @@ def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="trailguard", description="Self-hosted security monitoring for AWS.")
     parser.add_argument("--version", action="version", version=f"trailguard {__version__}")
-    parser.add_argument("--config", type=Path, help="YAML config file (default: ./trailguard.yaml)")
+    parser.add_argument("--config", type=Path, help=CONFIG_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the server (Firehose endpoint, query API)")
@@ -58,9 +60,10 @@ def _build_parser() -> argparse.ArgumentParser:
     importer.set_defaults(handler=_import)
 
     query = commands.add_parser("query", help="run an NRQL query")
-    where = query.add_mutually_exclusive_group()
-    where.add_argument("--data-dir", type=Path, help="read this data directory directly")
-    where.add_argument("--url", help="ask a running server, e.g. http://127.0.0.1:8080")
+    query.add_argument("--data-dir", type=Path,
+                       help="read this data directory directly; with --url: take the API key "
+                       "from its keys.json")
+    query.add_argument("--url", help="ask a running server, e.g. http://127.0.0.1:8080")
     query.add_argument("--format", choices=("table", "json", "csv"), default="table")
     query.add_argument("--explain", action="store_true", help="print the SQL, do not run it")
     query.add_argument("--dialect", choices=("duckdb", "clickhouse"), default="duckdb",
@@ -71,7 +74,21 @@ def _build_parser() -> argparse.ArgumentParser:
     query.set_defaults(handler=_query)
     _alerts_parser(commands)
     _poll_parser(commands)
+    _accept_config_after_commands(parser)
     return parser
+
+
+def _accept_config_after_commands(parser: argparse.ArgumentParser) -> None:
+    """`trailguard serve --config X` as well as `trailguard --config X serve`: users put
+    options after the command. SUPPRESS keeps an absent one from hiding the earlier one."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for command in set(action.choices.values()):
+            if "--config" not in command._option_string_actions:
+                command.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                                     help=CONFIG_HELP)
+            _accept_config_after_commands(command)
 
 
 def _alerts_parser(commands: argparse._SubParsersAction) -> None:
@@ -109,7 +126,11 @@ def _import(args: argparse.Namespace) -> int:
     from trailguard.store import DuckDBStore
 
     config = _config(args)
-    store = DuckDBStore(config.data_dir)
+    try:
+        store = DuckDBStore(config.data_dir)
+    except StoreBusyError as exc:
+        raise StoreBusyError(f"{exc}; stop the server before importing: import writes to "
+                             "the data directory") from exc
     try:
         summary = import_paths(store, args.paths)
     finally:
@@ -121,4 +142,4 @@ def _import(args: argparse.Namespace) -> int:
 def _query(args: argparse.Namespace) -> int:
     from trailguard.query_client import run_query_command
 
-    return run_query_command(args, _config(args) if not args.url else None)
+    return run_query_command(args, _config(args))

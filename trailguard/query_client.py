@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from trailguard.config import Config, stored_key
-from trailguard.errors import NrqlError, TrailguardError
+from trailguard.config import KEYS_FILE, Config, stored_key
+from trailguard.errors import NrqlError, StoreBusyError, TrailguardError
 
 
 def run_query_command(args: argparse.Namespace, config: Config | None) -> int:
@@ -32,8 +32,7 @@ def run_query_command(args: argparse.Namespace, config: Config | None) -> int:
         return 0
 
     if args.url:
-        body = _remote(args.url, args.nrql, Path(os.environ.get("TRAILGUARD_DATA_DIR", "data")),
-                       verify=not args.insecure)
+        body = _remote(args.url, args.nrql, _key_dir(args, config), verify=not args.insecure)
     else:
         assert config is not None
         body = _local(config, args.nrql)
@@ -46,17 +45,37 @@ def _local(config: Config, nrql: str) -> dict[str, Any]:
     from trailguard.nrql import run_nrql
     from trailguard.store import DuckDBStore
 
-    store = DuckDBStore(config.data_dir, read_only=True)
+    try:
+        store = DuckDBStore(config.data_dir, read_only=True)
+    except StoreBusyError as exc:
+        raise StoreBusyError(
+            f"{exc}; to query a running server use --url, e.g. `trailguard query --url "
+            f"http://127.0.0.1:8080 --data-dir {config.data_dir} ...` (the API key comes from "
+            "TRAILGUARD_API_KEY or that directory's keys.json)") from exc
     try:
         return run_nrql(store, nrql)
     finally:
         store.close()
 
 
+def _key_dir(args: argparse.Namespace, config: Config | None) -> Path:
+    """Where keys.json is looked for: --data-dir, else the configured data directory
+    (config file, TRAILGUARD_DATA_DIR), else ./data."""
+    if getattr(args, "data_dir", None):
+        return Path(args.data_dir)
+    if config is not None:
+        return config.data_dir
+    return Path(os.environ.get("TRAILGUARD_DATA_DIR", "data"))
+
+
 def _remote(url: str, nrql: str, data_dir: Path, verify: bool) -> dict[str, Any]:
     key = os.environ.get("TRAILGUARD_API_KEY") or stored_key(data_dir, "api_key")
     if not key:
-        raise TrailguardError("set TRAILGUARD_API_KEY to the server's API key")
+        raise TrailguardError(
+            f"no API key for {url}: set TRAILGUARD_API_KEY to the server's API key, or pass "
+            f"--data-dir (or set TRAILGUARD_DATA_DIR, or data_dir in the config file) to the "
+            f"server's data directory, whose keys.json holds it ({data_dir / KEYS_FILE} "
+            "has none)")
     try:
         response = httpx.post(url.rstrip("/") + "/api/v1/nrql", json={"query": nrql},
                               headers={"X-Api-Key": key}, timeout=120, verify=verify)

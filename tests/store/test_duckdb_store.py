@@ -110,7 +110,7 @@ def test_second_process_and_missing_data_get_actionable_errors(store, tmp_path: 
          str(tmp_path / "other")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(StoreBusyError, match="to query while it runs, use --url"):
+        with pytest.raises(StoreBusyError, match="in use by another trailguard process"):
             DuckDBStore(tmp_path / "other", read_only=True)
     finally:
         holder.kill()

@@ -46,9 +46,9 @@ class DuckDBStore:
             # Another process holds the file lock (IOException), or this process has it
             # open with another mode (ConnectionException).
             if "lock" in str(exc).lower() or "different configuration" in str(exc):
-                raise StoreBusyError(
-                    f"{self.path} is in use by another trailguard process (a running server?); "
-                    "stop it before importing; to query while it runs, use --url") from exc
+                # The command that opened the store adds what to do (cli.py).
+                raise StoreBusyError(f"{self.path} is in use by another trailguard process "
+                                     "(a running server?)") from exc
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         except duckdb.Error as exc:  # e.g. an invalid store_memory_limit
             raise StoreError(f"cannot open {self.path}: {exc}") from exc

@@ -112,3 +112,21 @@ def test_a_value_or_chain_is_still_the_first_value(synthetic: Any) -> None:
                   "((errorMessage OR errorCode) OR requestID) OR 'none'"):
         nrql = CT + f"latest({chain}) AS 'v'"
         assert run_nrql(synthetic, nrql, NOW_MS)["results"] == [{"v": "Req-09"}]
+
+
+@pytest.mark.parametrize("nrql, rows", [
+    (CT + "eventName LIMIT 100000", 10),
+    (CT + "count(*) FACET eventName LIMIT 100000", 5),
+])
+def test_a_limit_above_max_is_lowered_with_a_message(duck_synthetic: Any, nrql: str,
+                                                     rows: int) -> None:
+    answer = run_nrql(duck_synthetic, nrql, NOW_MS)
+    assert len(answer["results"]) == rows
+    assert answer["metadata"]["messages"] == [
+        "LIMIT 100000 was lowered to 5000, the most a query returns (LIMIT MAX)"]
+
+
+@pytest.mark.parametrize("tail", ["LIMIT 5000", "LIMIT MAX", "LIMIT 3", ""])
+def test_a_limit_within_max_adds_no_message(duck_synthetic: Any, tail: str) -> None:
+    answer = run_nrql(duck_synthetic, CT + "eventName " + tail, NOW_MS)
+    assert answer["metadata"]["messages"] == []

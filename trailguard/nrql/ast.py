@@ -149,6 +149,7 @@ class Query:
     until: TimePoint | None = None
     limit: int | None = None       # None: the default for the query shape
     limit_max: bool = False
+    limit_asked: int | None = None  # a LIMIT above MAX_LIMIT as written (it was lowered)
     timeseries: int | str | None = None   # bucket in ms, "auto", "max"
     slide: int | str | None = None        # SLIDE BY step in ms, "auto", "max"
     compare_ms: int | None = None         # COMPARE WITH n unit ago

@@ -87,6 +87,9 @@ class QueryCompiler:
         plan.begin_ms, plan.end_ms = self.window.begin_ms, self.window.end_ms
         plan.bucket_ms, plan.event_types = self.window.bucket_ms, list(query.event_types)
         plan.step_ms = self.window.step_ms
+        if query.limit_asked is not None:
+            plan.messages.append(f"LIMIT {query.limit_asked} was lowered to {query.limit}, "
+                                 "the most a query returns (LIMIT MAX)")
         if query.timeseries is None:   # only an inner query was bucketed
             plan.bucket_ms = plan.step_ms = None
         return statement, plan

@@ -223,7 +223,10 @@ class _Parser(ExpressionParser):
             query.limit_max = True
             query.limit = MAX_LIMIT
         else:
-            query.limit = min(self.parse_whole_number("LIMIT (or MAX)"), MAX_LIMIT)
+            asked = self.parse_whole_number("LIMIT (or MAX)")
+            query.limit = min(asked, MAX_LIMIT)
+            # New Relic lowers it silently; trailguard says so in metadata.messages.
+            query.limit_asked = asked if asked > MAX_LIMIT else None
         if self.accept_word("offset"):
             query.offset = self.parse_whole_number("OFFSET")
 

@@ -30,3 +30,4 @@ class Plan:
     step_ms: int | None = None       # SLIDE BY step (buckets overlap)
     compare_ms: int | None = None    # COMPARE WITH shift
     event_types: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)   # metadata.messages: notes for the user

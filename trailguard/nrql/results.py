@@ -148,7 +148,7 @@ def _metadata(plan: Plan) -> dict[str, Any]:
         "eventType": plan.event_types[0] if plan.event_types else None,
         "facets": plan.facet_keys,
         "timeWindow": {"begin": plan.begin_ms, "end": plan.end_ms},
-        "messages": [],
+        "messages": list(plan.messages),
     }
     if plan.bucket_ms is not None:
         metadata["timeSeries"] = {"bucketSizeMillis": plan.bucket_ms}

@@ -251,3 +251,64 @@ def test_files_without_notification_ids_get_them(tmp_path):
     [item] = IncidentStore(path).outbox()
     assert (item.event, len(item.notification_id)) == ("opened", 36)
     assert IncidentStore(path).outbox()[0].notification_id == item.notification_id
+
+
+def test_a_poisoned_destination_fails_alone_and_the_webhook_is_delivered(
+        tmp_path, http_receiver, smtp_receiver, monkeypatch, caplog):
+    """A destination that makes sending raise something other than DeliveryError (here the
+    e-mail library refusing a header with CR/LF, as a pre-fix alerts catalog could hold)
+    fails its own outbox row, retried by the policy; the other destination is served."""
+    monkeypatch.setenv("TG_HOOK", f"{http_receiver.url}/hook")
+    poisoned = Destination("mail", "email", {
+        "host": "127.0.0.1", "port": smtp_receiver.port, "ca_file": str(smtp_receiver.ca_file),
+        "from": "a@b.c\r\nBcc: evil@x.y", "to": ["oncall@example.com"]})
+    config = _config([poisoned, Destination("hook", "webhook", {"url_env": "TG_HOOK"})])
+    store = IncidentStore(tmp_path / ALERTS_FILE)
+    _open(store, config)
+    with caplog.at_level(logging.INFO):
+        assert Deliverer(store, config, clock=lambda: T0).deliver_due() == 1
+    [(path, body, _)] = http_receiver.wait_for(1)
+    assert (path, body["event"]) == ("/hook", "opened")
+    rows = {row["destination"]: row for row in store.notifications(1)}
+    assert (rows["hook"]["status"], rows["mail"]["status"], rows["mail"]["attempts"]) == (
+        "sent", "pending", 1)
+    assert rows["mail"]["last_error"].startswith("unexpected ValueError in ")
+    [mail] = [item for item in store.outbox() if item.destination == "mail"]
+    assert mail.next_attempt_ms == T0 + backoff_ms(config.retry, 1)
+    assert Deliverer(store, config, clock=lambda: T0 + 60_000).deliver_due() == 0
+    assert [item.attempts for item in store.outbox() if item.destination == "mail"] == [2]
+    assert smtp_receiver.messages == []
+    assert any("notification failed, will retry" in line and "destination=mail" in line
+               for line in _log_lines(caplog))
+
+
+def test_a_facet_with_line_breaks_cannot_add_mail_headers(tmp_path, smtp_receiver,
+                                                          monkeypatch):
+    monkeypatch.setenv("TG_SMTP_USER", SMTP_USER)
+    monkeypatch.setenv("TG_SMTP_PASSWORD", SMTP_PASSWORD)
+    config = _config([Destination("mail", "email", {
+        "host": "127.0.0.1", "port": smtp_receiver.port, "ca_file": str(smtp_receiver.ca_file),
+        "username_env": "TG_SMTP_USER", "password_env": "TG_SMTP_PASSWORD",
+        "from": "trailguard@example.com", "to": ["oncall@example.com"]})])
+    store = IncidentStore(tmp_path / ALERTS_FILE)
+    _open(store, config, facet="host-a\r\nBcc: evil@example.net")
+    assert Deliverer(store, config, clock=lambda: T0).deliver_due() == 1
+    [(_, recipients, message)] = smtp_receiver.wait_for(1)
+    assert recipients == ["oncall@example.com"] and message["Bcc"] is None
+    assert message["Subject"] == ("[CRITICAL] SSH brute force opened: host-a Bcc: "
+                                  "evil@example.net")
+
+
+def test_no_destination_url_reaches_the_logs_even_at_debug(tmp_path, http_receiver,
+                                                          monkeypatch, caplog):
+    """httpx logs each request URL at INFO; importing delivery keeps it at WARNING."""
+    monkeypatch.setenv("TG_SLACK", f"{http_receiver.url}/services/T000/B000/secret-token")
+    config = _config([Destination("slack", "slack", {"url_env": "TG_SLACK"})])
+    store = IncidentStore(tmp_path / ALERTS_FILE)
+    _open(store, config)
+    with caplog.at_level(logging.DEBUG):
+        assert Deliverer(store, config, clock=lambda: T0).deliver_due() == 1
+    logged = "\n".join(_log_lines(caplog))
+    assert "notification sent" in logged and "secret-token" not in logged
+    assert http_receiver.url not in logged
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING

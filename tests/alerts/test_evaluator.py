@@ -201,3 +201,30 @@ def test_bl23_archived_finding_without_severity_does_not_match(store, tmp_path):
     run(ev, T0, T0 + 300_000)
     assert timeline(ev) == []
     assert notifications(ev) == []
+
+
+def test_a_term_needing_too_many_windows_fails_alone_without_allocating(store, tmp_path,
+                                                                        caplog):
+    """The loader refuses such a term; one built another way fails its own evaluation (logged)
+    instead of building a list of 10^11 gaps, and the other conditions still run."""
+    import dataclasses
+
+    from trailguard.alerts.loader import parse_condition
+    from trailguard.errors import AlertError
+
+    good = condition(threshold=0, duration=60)
+    huge = dataclasses.replace(good.terms[0], duration_s=100_000_000_000)
+    bad = dataclasses.replace(good, name="huge", terms=(huge,))
+    store.write([finding(T0 + 5_000)])
+    ev = evaluator(store, tmp_path, bad, good)
+    run(ev, T0, T0 + 60_000)
+    assert [(i.condition_key, i.priority) for i in ev.incidents.incidents(10)] == [
+        ("Security/SSH brute force", "CRITICAL")]
+    assert any("condition evaluation failed" in r.getMessage()
+               and r.fields["condition"] == "Security/huge" for r in caplog.records)
+    raw = {"name": "huge", "nrql": {"query": "FROM Log SELECT count(*)"},
+           "terms": [{"threshold": 0, "thresholdDuration": 86_400}],
+           "signal": {"aggregationWindow": 1}}
+    with pytest.raises(AlertError, match=r"`terms\[0\].thresholdDuration` 86400 s spans "
+                                         r"86,400 windows of 1 s; at most 2,880"):
+        parse_condition(raw, "Security", "alerts.yaml")

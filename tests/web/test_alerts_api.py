@@ -281,8 +281,8 @@ def test_renaming_a_condition_closes_the_incidents_of_the_old_name(api, receiver
     ({"signal": {"window": 60}}, "unknown field `signal.window`"),
     ({"enabled": "yes"}, "`enabled` must be true or false"),
     ({"expiration": {"expirationDuration": -1}},
-     "`expiration.expirationDuration` must be a whole number of seconds from 1 to 172,800, "
-     "not -1"),
+     ("`expiration.expirationDuration` must be a whole number of seconds from 1 to 172,800, "
+     "not -1")),
 ])
 def test_condition_validation_names_the_field(api, change, message):
     _setup_routing(api)
@@ -340,3 +340,193 @@ def test_a_file_item_named_like_an_api_item_stops_the_start(tmp_path, alerts_fil
     with pytest.raises(AlertError, match="policy 'GuardDuty' is in the alerts file and was "
                                          r"also made through the API \(id 1\)"):
         Harness(tmp_path / "data", alerts_file)
+
+
+MAIL = {"name": "oncall-mail", "type": "email", "host": "127.0.0.1", "port": 2525,
+        "starttls": False, "from": "trailguard@example.com", "to": ["oncall@example.com"]}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"from": "a@b.c\r\nBcc: evil@x.y"}, "`from` must be one line without control characters"),
+    ({"to": ["ok@example.com", "b@c.d\nBcc: evil@x.y"]},
+     "`to[1]` must be one line without control characters"),
+    ({"to": "b@c.d\r\nBcc: evil@x.y"}, "`to` must be one line without control characters"),
+    ({"title": "{{ condition }}\r\nBcc: evil@x.y"},
+     "`title` must be one line without control characters"),
+    ({"host": "127.0.0.1\r\nRCPT TO:<evil@x.y>"},
+     "`host` must be one line without control characters"),
+])
+def test_header_injection_is_refused_on_create_and_update(api, change, message):
+    created = api.call("POST", "/destinations", {**MAIL, **change}, 400)
+    assert message in created["error"]
+    mail = api.call("POST", "/destinations", MAIL, 201)
+    updated = api.call("PUT", f"/destinations/{mail['id']}", {**MAIL, **change}, 400)
+    assert message in updated["error"]
+
+
+def test_header_injection_is_refused_in_the_alerts_file(tmp_path):
+    from trailguard.errors import AlertError
+
+    path = tmp_path / "alerts.yaml"
+    path.write_text(yaml.safe_dump({"destinations": [{**MAIL, "from": "a@b.c\r\nBcc: e@x.y"}]}))
+    with pytest.raises(AlertError, match="destination 'oncall-mail': `from` must be one line"):
+        load_alerts(path)
+
+
+def test_a_poisoned_stored_destination_does_not_stop_the_webhook(api, receiver):
+    """A destination stored before these checks (CR/LF in `from`) is skipped with an error;
+    the policy's webhook notification is still delivered."""
+    _setup_routing(api)
+    with api.service.incidents.transaction():
+        api.service.catalog.add("destination", "old-mail",
+                                {**MAIL, "name": "old-mail", "from": "a@b.c\r\nBcc: e@x.y"}, T0)
+        api.service.reload()
+    api.call("PUT", "/policies/6", {"name": "Custom", "destinations": ["api-hook"]})
+    assert "old-mail" not in api.service.config.destinations
+    _findings(api, T0 + 5_000)
+    api.service.evaluator.tick(T0)
+    api.service.evaluator.tick(T0 + 60_000)
+    assert api.service.deliverer.deliver_due() == 1
+    [(path, body, _)] = receiver.wait_for(1)
+    assert (path, body["event"]) == ("/api-hook", "opened")
+
+
+@pytest.mark.parametrize(("signal", "term", "message"), [
+    ({}, {"thresholdDuration": 100_000_000_000},
+     ("`terms[0].thresholdDuration` must be a whole number of seconds from 1 to 86,400, "
+     "not 100000000000")),
+    ({}, {"thresholdDuration": 99999999999999999999}, ("`terms[0].thresholdDuration` must be a "
+                                                       "whole number of seconds")),
+    ({"aggregationWindow": 1e300}, {}, ("`signal.aggregationWindow` must be a whole number of "
+                                       "seconds from 1 to 7,200, not 1e+300")),
+    ({"aggregationWindow": 0}, {}, ("`signal.aggregationWindow` must be a whole number of "
+                                   "seconds from 1 to 7,200, not 0")),
+    ({"aggregationWindow": 1.7}, {}, ("`signal.aggregationWindow` must be a whole number of "
+                                     "seconds from 1 to 7,200, not 1.7")),
+    ({"aggregationWindow": 0.5}, {}, ("`signal.aggregationWindow` must be a whole number of "
+                                     "seconds from 1 to 7,200, not 0.5")),
+    ({"aggregationWindow": -5}, {}, ("`signal.aggregationWindow` must be a whole number of "
+                                    "seconds from 1 to 7,200, not -5")),
+    ({"aggregationWindow": 7201}, {}, "not 7201"),
+    ({"aggregationDelay": 7201}, {}, ("`signal.aggregationDelay` must be a whole number of "
+                                     "seconds from 0 to 7,200")),
+    ({"aggregationTimer": 0}, {}, "`signal.aggregationTimer` must be a whole number"),
+    ({"aggregationWindow": 1}, {"thresholdDuration": 3600},
+     "`terms[0].thresholdDuration` 3600 s spans 3,600 windows of 1 s; at most 2,880"),
+    ({"fillValue": 18446744073709551615}, {}, "`signal.fillValue` is too large a number"),
+])
+def test_durations_follow_one_rule_with_new_relic_limits(api, signal, term, message):
+    _setup_routing(api)
+    body = {**CONDITION, "name": "other", "signal": {**CONDITION["signal"], **signal},
+            "terms": [{**CONDITION["terms"][0], **term}]}
+    error = api.call("POST", "/conditions", body, 400)["error"]
+    assert message in error and error.count("condition 'other'") <= 1
+
+
+def test_durations_at_the_limits_and_null_defaults_are_accepted(api):
+    _setup_routing(api)
+    body = {**CONDITION, "name": "long", "violationTimeLimitSeconds": 2_592_000,
+            "signal": {"aggregationWindow": 7200.0, "aggregationDelay": None},
+            "expiration": {"expirationDuration": 172_800, "closeViolationsOnExpiration": True},
+            "terms": [{**CONDITION["terms"][0], "thresholdDuration": 86_400}]}
+    created = api.call("POST", "/conditions", body, 201)
+    assert (created["signal"]["aggregationWindow"], created["signal"]["aggregationDelay"],
+            created["terms"][0]["thresholdDuration"]) == (7200, 120, 86_400)
+    api.call("PUT", f"/conditions/{created['id']}", created)
+
+
+@pytest.mark.parametrize(("method", "path", "message"), [
+    ("GET", "/conditions/99999999999999999999999999",
+     "no condition with id 99999999999999999999999999"),
+    ("PATCH", "/conditions/9223372036854775808", "no condition with id 9223372036854775808"),
+    ("DELETE", "/conditions/99999999999999999999999", "no condition with id"),
+    ("GET", "/policies/99999999999999999999999", "no policy with id"),
+    ("PUT", "/policies/99999999999999999999999", "no policy with id"),
+    ("DELETE", "/policies/99999999999999999999999", "no policy with id"),
+    ("GET", "/destinations/99999999999999999999999", "no destination with id"),
+    ("PUT", "/destinations/99999999999999999999999", "no destination with id"),
+    ("DELETE", "/destinations/99999999999999999999999", "no destination with id"),
+    ("GET", "/incidents/99999999999999999999999", "no incident with id"),
+    ("POST", "/incidents/99999999999999999999999/acknowledge",
+     "no incident with id 99999999999999999999999"),
+    ("POST", "/incidents/99999999999999999999999/close", "no incident with id"),
+])
+def test_ids_out_of_range_are_404(api, method, path, message):
+    body = {"name": "x"} if method in ("PUT", "PATCH") else None
+    assert message in api.call(method, path, body, 404)["error"]
+
+
+@pytest.mark.parametrize(("path", "body", "message"), [
+    ("/incidents?limit=%C2%B9", None, "`limit` must be a whole number, not '¹'"),
+    ("/incidents?limit=99999999999999999999999", None, "`limit` must be between 1 and 1000"),
+    ("/destinations", {"name": "api-hook", "type": "webhook", "url_env": HOOK_ENV,
+                       "payload": {"n": [1, 18446744073709551615]}},
+     "`payload.n[1]` is too large a number"),
+    ("/policies", {"name": 18446744073709551615}, "`name` is too large a number"),
+])
+def test_huge_numbers_elsewhere_are_400(api, path, body, message):
+    method = "GET" if body is None else "POST"
+    assert message in api.call(method, path, body, 400)["error"]
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"name": "pd", "type": "pagerduty", "routing_key_env": HOOK_ENV},
+     "`routing_key_env` must name a variable starting with TRAILGUARD_ALERT_PD__"),
+    ({"name": "pd", "type": "pagerduty", "routing_key_env": "TRAILGUARD_ALERT_PD__KEY",
+      "events_url": "http://127.0.0.1:9/steal"},
+     ("`events_url` is refused through the API: a PagerDuty destination made through the API "
+     "posts to PagerDuty's own endpoint")),
+    ({**MAIL, "username_env": "TRAILGUARD_ALERT_ONCALL_MAIL__USER",
+      "password_env": "TRAILGUARD_ALERT_ONCALL_MAIL__PASSWORD"},
+     "`username_env` is refused through the API: an e-mail destination that logs in"),
+    ({"name": "w", "type": "webhook", "url_env": "TRAILGUARD_ALERT_W__URL",
+      "headers_env": {"Authorization": "TRAILGUARD_ALERT_API_HOOK__URL"}},
+     "`headers_env.Authorization` must name a variable starting with TRAILGUARD_ALERT_W__"),
+    ({"name": "w", "type": "webhook", "url_env": "TRAILGUARD_ALERT_W__"},
+     "`url_env` must name a variable starting with TRAILGUARD_ALERT_W__ (e.g. "),
+    ({"name": "s", "type": "slack", "token": "xoxb-1"},
+     ("`token` would put a secret in the API: set it in an environment variable and give its "
+     "name as `url_env` (a Slack incoming-webhook URL, which holds the token)")),
+])
+def test_a_destination_may_use_only_its_own_secrets(api, receiver, body, message):
+    _setup_routing(api)
+    assert message in api.call("POST", "/destinations", body, 400)["error"]
+
+
+def test_a_name_differing_only_in_punctuation_cannot_share_secrets(api, receiver):
+    _setup_routing(api)
+    error = api.call("POST", "/destinations", {"name": "API hook", "type": "slack",
+                                               "url_env": HOOK_ENV}, 409)
+    assert error == {"error": "destination name 'API hook' would share its variables "
+                              "(TRAILGUARD_ALERT_API_HOOK__...) with destination 'api-hook' "
+                              "(id 5); choose another name"}
+
+
+def test_a_stored_destination_using_a_foreign_secret_is_not_used(api, receiver, caplog):
+    with api.service.incidents.transaction():
+        api.service.catalog.add("destination", "pd", {
+            "name": "pd", "type": "pagerduty", "routing_key_env": HOOK_ENV,
+            "events_url": f"{receiver.url}/steal"}, T0)
+        api.service.reload()
+    assert "pd" not in api.service.config.destinations
+    assert any(r.getMessage() == "stored destination skipped" and r.fields["destination"] == "pd"
+               for r in caplog.records)
+
+
+@pytest.mark.parametrize("query", ["FROM Log SELECT *", "FROM Log SELECT detail.type",
+                                   "SELECT * FROM Log WHERE detail.type = 'x'"])
+def test_a_query_that_does_not_aggregate_is_refused(api, query):
+    _setup_routing(api)
+    error = api.call("POST", "/conditions", {**CONDITION, "name": "rows",
+                                             "nrql": {"query": query}}, 400)
+    assert error == {"error": "condition 'rows': `nrql.query` must aggregate, e.g. SELECT "
+                              "count(*) or SELECT max(x), not list events"}
+
+
+def test_errors_name_the_condition_once(api):
+    _setup_routing(api)
+    error = api.call("POST", "/conditions", {
+        **CONDITION, "name": "c7", "nrql": {"query": "FROM Log SELECT count(*) SINCE 1 day ago"}},
+        400)
+    assert error == {"error": "condition 'c7': remove SINCE from `nrql.query`; the evaluator "
+                              "sets the time range of each window"}

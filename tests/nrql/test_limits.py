@@ -14,6 +14,7 @@ from nrql.support import NOW_MS
 from trailguard.errors import NrqlError
 from trailguard.nrql import compile_nrql, run_nrql
 from trailguard.nrql.limits import MAX_DEPTH, MAX_NESTING
+from trailguard.nrql.tokens import MAX_TOKENS, tokenize
 
 CT = "FROM InfrastructureEvent SELECT "
 WHERE = CT + "count(*) WHERE "
@@ -25,8 +26,8 @@ def nesting_error(nrql: str) -> NrqlError:
     return caught.value
 
 
-def test_five_thousand_parentheses_name_the_limit_position_and_token() -> None:
-    nrql = "FROM Log SELECT count(*) WHERE " + "(" * 5000 + "1=1" + ")" * 5000
+def test_four_thousand_parentheses_name_the_limit_position_and_token() -> None:
+    nrql = "FROM Log SELECT count(*) WHERE " + "(" * 4000 + "1=1" + ")" * 4000
     error = nesting_error(nrql)
     position = len("FROM Log SELECT count(*) WHERE ") + MAX_NESTING   # the 41st '('
     assert error.position == position
@@ -79,15 +80,16 @@ def test_the_deepest_allowed_nesting_compiles() -> None:
 
 
 @pytest.mark.parametrize("nrql, expected", [
-    # 5,000 terms: all true (bytes >= 0) for AND, one true for OR, 10 * 5,000 for +.
-    (WHERE + " AND ".join(["bytes >= 0"] * 5000), {"count": 10}),
-    (WHERE + " OR ".join(["bytes = -1"] * 4999 + ["bytes = 90"]), {"count": 1}),
-    (WHERE + " ".join(["bytes >= 0"] * 5000), {"count": 10}),    # side by side: AND
-    (WHERE + " WHERE ".join(["bytes >= 0"] * 5000), {"count": 10}),  # repeated WHERE
-    (CT + "sum(" + " + ".join(["bytes"] * 5000) + ")" + " AS 'v'", {"v": 450 * 5000}),
-    (CT + "max(" + " * ".join(["1"] * 2000 + ["bytes"]) + ")" + " AS 'v'", {"v": 90}),
+    # 1,500 terms (within MAX_TOKENS): all true (bytes >= 0) for AND, one true for OR,
+    # 10 * 1,500 for +.
+    (WHERE + " AND ".join(["bytes >= 0"] * 1500), {"count": 10}),
+    (WHERE + " OR ".join(["bytes = -1"] * 1499 + ["bytes = 90"]), {"count": 1}),
+    (WHERE + " ".join(["bytes >= 0"] * 1500), {"count": 10}),    # side by side: AND
+    (WHERE + " WHERE ".join(["bytes >= 0"] * 1500), {"count": 10}),  # repeated WHERE
+    (CT + "sum(" + " + ".join(["bytes"] * 1500) + ")" + " AS 'v'", {"v": 450 * 1500}),
+    (CT + "max(" + " * ".join(["1"] * 1500 + ["bytes"]) + ")" + " AS 'v'", {"v": 90}),
 ])
-def test_five_thousand_term_chains_run_on_duckdb(duck_synthetic: Any, nrql: str,
+def test_long_term_chains_run_on_duckdb(duck_synthetic: Any, nrql: str,
                                                  expected: dict[str, Any]) -> None:
     assert run_nrql(duck_synthetic, nrql, NOW_MS)["results"] == [expected]
 
@@ -130,3 +132,11 @@ def test_a_limit_above_max_is_lowered_with_a_message(duck_synthetic: Any, nrql: 
 def test_a_limit_within_max_adds_no_message(duck_synthetic: Any, tail: str) -> None:
     answer = run_nrql(duck_synthetic, CT + "eventName " + tail, NOW_MS)
     assert answer["metadata"]["messages"] == []
+
+
+def test_a_query_past_the_token_limit_is_refused_where_it_crosses_it() -> None:
+    nrql = WHERE + " AND ".join(["bytes >= 0"] * 3000)
+    with pytest.raises(NrqlError, match="longer than 10,000 tokens") as caught:
+        compile_nrql(nrql, "duckdb", NOW_MS)
+    # It points at the 10,001st token: 10,000 tokens (and the end marker) come before it.
+    assert len(tokenize(nrql[:caught.value.position])) == MAX_TOKENS + 1

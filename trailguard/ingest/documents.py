@@ -4,10 +4,12 @@ GuardDuty finding, anything else) and turn it into an event."""
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import orjson
 
+from trailguard.errors import IngestError
 from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar
 from trailguard.ingest.actors import cloudtrail_actor
 from trailguard.ingest.flatten import flatten
@@ -40,14 +42,29 @@ def is_eventbridge_event(document: dict[str, Any]) -> bool:
 
 def cloudtrail_event(record: dict[str, Any], event_type: str = INFRASTRUCTURE_EVENT,
                      fallback_ms: int | None = None) -> Event:
-    """One CloudTrail record as an event; `InfrastructureEvent` unless told otherwise."""
-    attributes = flatten(record)
-    _add_actor(attributes, record)
+    """One CloudTrail record as an event; `InfrastructureEvent` unless told otherwise.
+
+    A record past a per-event limit (see `flatten`) is kept as text (`kept_as_text`), so
+    one odd record in a trail file or an API page never stops the others.
+    """
+    timestamp = parse_iso_ms(str(record.get("eventTime", ""))) or fallback_ms or 0
+    try:
+        attributes = flatten(record)
+    except IngestError as exc:
+        attributes = kept_as_text(record, exc)
+    else:
+        _add_actor(attributes, record)
+        attributes["message"] = _json_text(record)
     if event_type == INFRASTRUCTURE_EVENT:
         attributes["provider"] = "CloudTrail"
-    attributes["message"] = _json_text(record)
-    timestamp = parse_iso_ms(str(record.get("eventTime", ""))) or fallback_ms or 0
     return Event(event_type, timestamp, attributes, _cloudtrail_key(record))
+
+
+def kept_as_text(document: dict[str, Any], error: IngestError) -> dict[str, Scalar]:
+    """The attributes of a document that cannot become attributes: its JSON as `message`,
+    and `trailguard.parseError` saying which limit it broke."""
+    return {"message": _json_text(document),
+            "trailguard.parseError": f"record kept as text: {error}"}
 
 
 def wrap_finding(finding: dict[str, Any]) -> dict[str, Any]:
@@ -73,11 +90,14 @@ def wrap_finding(finding: dict[str, Any]) -> dict[str, Any]:
 
 
 def log_event(document: dict[str, Any], fallback_ms: int,
-              extra: dict[str, Scalar] | None = None, raw_text: str | None = None) -> Event:
+              extra: dict[str, Scalar] | None = None, raw_text: str | None = None,
+              strict: bool = False) -> Event:
     """Any JSON document as a `Log` event, with the identity and time it carries.
 
     `message` keeps the document's original JSON text (`raw_text` when the
-    caller has it) unless the document has a `message` of its own.
+    caller has it) unless the document has a `message` of its own. A document past a
+    per-event limit is kept as text (`kept_as_text`), or, when `strict`, raises
+    `IngestError` so the caller can keep its raw bytes instead.
     """
     if "detail" in document and "source" not in document and isinstance(
             document["detail"], dict) and is_guardduty_finding(document["detail"]):
@@ -85,13 +105,19 @@ def log_event(document: dict[str, Any], fallback_ms: int,
     elif is_guardduty_finding(document) and not is_eventbridge_event(document):
         document = wrap_finding(document)
 
-    attributes = flatten(document)
-    if is_cloudtrail_record(document):
-        _add_actor(attributes, document)
+    try:
+        attributes = flatten(document)
+    except IngestError as exc:
+        if strict:
+            raise
+        attributes = kept_as_text(document, exc)
+    else:
+        if is_cloudtrail_record(document):
+            _add_actor(attributes, document)
+        if "message" not in document:
+            attributes["message"] = raw_text if raw_text is not None else _json_text(document)
     if extra:
         attributes = {**extra, **attributes}
-    if "message" not in document:
-        attributes["message"] = raw_text if raw_text is not None else _json_text(document)
     timestamp = _document_time(document) or fallback_ms
     return Event(LOG, timestamp, attributes, _dedup_key(document))
 
@@ -132,7 +158,7 @@ def _dedup_key(document: dict[str, Any]) -> str | None:
             and detail.get("id") and detail.get("updatedAt")):
         # GuardDuty republishes a finding under the same id with a new updatedAt;
         # the digest keeps distinct states apart even if updatedAt were reused.
-        digest = hashlib.sha256(orjson.dumps(detail, option=orjson.OPT_SORT_KEYS))
+        digest = hashlib.sha256(_json_bytes(detail, sort_keys=True))
         return f"gd:{detail['id']}|{detail['updatedAt']}|{digest.hexdigest()[:16]}"
     if is_cloudtrail_record(document):
         return _cloudtrail_key(document)
@@ -151,12 +177,21 @@ def _cloudtrail_key(record: dict[str, Any]) -> str | None:
     event_id = record.get("eventID")
     if not isinstance(event_id, str) or not event_id:
         return None
-    digest = hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    digest = hashlib.sha256(_json_bytes(record, sort_keys=True)).hexdigest()
     return f"ct:{event_id}|{digest[:24]}"
 
 
 def _json_text(document: Any) -> str:
-    return orjson.dumps(document).decode()
+    return _json_bytes(document).decode()
+
+
+def _json_bytes(document: Any, sort_keys: bool = False) -> bytes:
+    """`document` as JSON. orjson refuses lone surrogates and nesting past 255 levels;
+    the standard library writes those (escaped), so odd documents still have a text."""
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS if sort_keys else None)
+    except orjson.JSONEncodeError:
+        return json.dumps(document, sort_keys=sort_keys).encode()
 
 
 def camel_case_keys(value: Any) -> Any:

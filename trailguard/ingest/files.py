@@ -66,7 +66,7 @@ def read_file(path: Path) -> FileEvents:
     except UnicodeDecodeError as exc:
         raise IngestError(f"{path}: not UTF-8 text ({exc})") from exc
 
-    documents = split_json_documents(text)
+    documents = split_json_documents(text, lenient=True)
     if documents is None:
         raise IngestError(f"{path}: not JSON (expected CloudTrail Records, events or findings)")
     if len(documents) == 1 and isinstance(documents[0], dict):

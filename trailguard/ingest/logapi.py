@@ -70,11 +70,13 @@ def _one_log(log: dict[str, Any], common: dict[str, Scalar], fallback_ms: int) -
     message = top_level.get("message")
     documents = split_json_documents(message) if isinstance(message, str) else None
     if documents and len(documents) == 1 and isinstance(documents[0], dict):
-        event = log_event(documents[0], explicit_ms or fallback_ms, context, raw_text=message)
+        # strict: the Log API answers synchronously, so a sender hears which limit broke.
+        event = log_event(documents[0], explicit_ms or fallback_ms, context, raw_text=message,
+                          strict=True)
         for key, value in flatten(top_level).items():
             event.attributes.setdefault(key, value)
     else:
-        event = log_event(top_level, explicit_ms or fallback_ms, context)
+        event = log_event(top_level, explicit_ms or fallback_ms, context, strict=True)
         if "message" not in top_level:
             event.attributes.pop("message", None)
     if explicit_ms is not None:

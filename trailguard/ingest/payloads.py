@@ -47,6 +47,22 @@ _decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite
                             parse_int=_json_int)
 
 
+def _int_or_digits(text: str) -> int | str:
+    number = int(text)
+    return number if -2**63 <= number < 2**64 else text
+
+
+def _float_or_text(text: str) -> float | str:
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+# Files hold many records in one document, so there a value no column can hold keeps its
+# JSON spelling as a string (NaN -> "NaN") rather than turning the whole file into text.
+_lenient_decoder = json.JSONDecoder(parse_constant=str, parse_float=_float_or_text,
+                                    parse_int=_int_or_digits)
+
+
 def gunzip_bounded(data: bytes, limit: int, what: str) -> bytes:
     """Inflate gzip `data`, refusing more than `limit` bytes of output (gzip bombs)."""
     inflater = zlib.decompressobj(wbits=47)  # 32 + 15: accept gzip or zlib headers
@@ -122,11 +138,13 @@ def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> 
     return events
 
 
-def split_json_documents(text: str) -> list[Any] | None:
+def split_json_documents(text: str, lenient: bool = False) -> list[Any] | None:
     """The JSON values in `text` (one, newline-delimited, or concatenated), else None.
 
-    None means the text is not purely JSON and should be kept as plain text.
+    None means the text is not purely JSON and should be kept as plain text. `lenient`
+    reads NaN, 1e400 and integers past 64 bits as strings of their JSON spelling.
     """
+    decoder = _lenient_decoder if lenient else _decoder
     documents: list[Any] = []
     position = 0
     length = len(text)
@@ -138,7 +156,7 @@ def split_json_documents(text: str) -> list[Any] | None:
         if text[position] not in "{[":
             return None
         try:
-            document, position = _decoder.raw_decode(text, position)
+            document, position = decoder.raw_decode(text, position)
         except RecursionError as exc:
             raise IngestError(f"a JSON document nests deeper than the limit of {MAX_DEPTH} "
                               "levels") from exc
@@ -166,7 +184,8 @@ def _events_from_document(document: Any, fallback_ms: int, extra: dict[str, Scal
         return [text_log_event(json.dumps(document), fallback_ms, extra)]
     if "messageType" in document and "logEvents" in document:
         return _cloudwatch_logs_events(document, extra)
-    return [log_event(document, fallback_ms, extra)]
+    # strict: past a limit the whole record is kept as its raw text (events_from_record).
+    return [log_event(document, fallback_ms, extra, strict=True)]
 
 
 def _cloudwatch_logs_events(envelope: dict[str, Any], extra: dict[str, Scalar]) -> list[Event]:

@@ -98,6 +98,12 @@ def _typed(values: dict[str, Any], known: set[str]) -> Config:
     return config
 
 
+# Whole-number settings and the least each may be (port also has a most).
+_MINIMUMS = {"port": 1, "max_body_bytes": 1024, "max_inflated_bytes": 1024,
+             "ingest_queue_events": 1, "ingest_queue_mib": 1, "ingest_decode_workers": -1}
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 def _convert(name: str, raw: Any) -> Any:
     if name == "sources":
         return parse_sources(raw)
@@ -105,10 +111,28 @@ def _convert(name: str, raw: Any) -> Any:
         return _retention_days(raw)
     if name in ("data_dir", "tls_cert", "tls_key", "alerts_file"):
         return Path(str(raw)).expanduser()
-    if name in ("port", "max_body_bytes", "max_inflated_bytes", "ingest_queue_events",
-                "ingest_queue_mib", "ingest_decode_workers"):
-        return int(raw)
+    if name in _MINIMUMS:
+        return _whole_number(name, raw)
+    if name == "log_level":
+        level = str(raw).strip().lower()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"{raw!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return level
     return str(raw)
+
+
+def _whole_number(name: str, raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise TypeError(f"must be a whole number, not {raw!r}")
+    try:
+        number = int(raw)
+    except ValueError:
+        raise ValueError(f"must be a whole number, not {raw!r}") from None
+    most = 65535 if name == "port" else None
+    if number < _MINIMUMS[name] or (most is not None and number > most):
+        bounds = f"from {_MINIMUMS[name]} to {most}" if most else f"at least {_MINIMUMS[name]}"
+        raise ValueError(f"must be {bounds}, not {number}")
+    return number
 
 
 def _retention_days(raw: Any) -> dict[str, float]:

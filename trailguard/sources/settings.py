@@ -20,6 +20,10 @@ MIN_INTERVAL_MS = 1000
 MAX_LOOKBACK_DAYS = 31
 _UNITS_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+# AWS's own region pattern: us-east-1, eu-central-2, us-gov-west-1, us-isob-east-1, ...
+_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_BOOLEANS = {"true": True, "false": False}
 
 
 @dataclass(slots=True)
@@ -95,6 +99,42 @@ def parse_duration_ms(raw: Any, key: str) -> int:
     return int(match.group(1)) * _UNITS_MS[match.group(2)]
 
 
+def parse_bool(raw: Any, key: str) -> bool:
+    """`true`/`false`, or the strings "true"/"false" (JSON in `TRAILGUARD_SOURCES`).
+
+    Anything else is a `ConfigError`: `bool("false")` is True, and a switch that reads
+    "off" as on is worse than one that refuses to start.
+    """
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[raw.strip().lower()]
+    raise ConfigError(f"sources: {key} must be true or false, not {raw!r}")
+
+
+def parse_region(raw: Any, key: str) -> str:
+    """A region name like `us-east-1`; `ConfigError` naming `key` for anything else."""
+    if not isinstance(raw, str) or not _REGION.match(raw):
+        raise ConfigError(f"{key} must be an AWS region name like us-east-1 or eu-west-2, "
+                          f"not {raw!r}")
+    return raw
+
+
+def parse_account_id(raw: Any, key: str) -> str | None:
+    """A 12-digit account id as a string, or None when not given."""
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        # YAML reads 111122223333 as a number and 011122223333 as octal 1229530843:
+        # digits may already be lost, so only a quoted id can be trusted.
+        raise ConfigError(f"{key}: quote it, e.g. account_id: \"111122223333\" (YAML read "
+                          f"{raw!r} as a number, which drops leading zeros or reads octal)")
+    if not isinstance(raw, str) or not _ACCOUNT_ID.match(raw):
+        raise ConfigError(f"{key} must be the 12-digit AWS account id in quotes, "
+                          f"like \"111122223333\", not {raw!r}")
+    return raw
+
+
 def parse_sources(raw: Any) -> SourcesConfig:
     """Validate the `sources` mapping; raises `ConfigError` naming the bad key."""
     if isinstance(raw, SourcesConfig):
@@ -134,22 +174,26 @@ def _account(raw: Any, index: int) -> AccountSource:
     _require_mapping(raw, where)
     _reject_unknown(raw, {"name", "account_id", "profile", "role_arn", "external_id",
                           "regions", "home_region"}, where)
-    regions = raw.get("regions", ["us-east-1"])
-    if regions != ALL_REGIONS and not (
-            isinstance(regions, list) and regions and all(isinstance(r, str) for r in regions)):
-        raise ConfigError(f"{where}.regions must be a list of region names or 'all'")
     if raw.get("external_id") and not raw.get("role_arn"):
         raise ConfigError(f"{where}: external_id needs role_arn (the role to assume)")
-    account_id = raw.get("account_id")
+    account_id = parse_account_id(raw.get("account_id"), f"{where}.account_id")
     return AccountSource(
         name=str(raw.get("name") or account_id or f"account-{index}"),
-        account_id=str(account_id) if account_id is not None else None,
+        account_id=account_id,
         profile=_optional_str(raw.get("profile")),
         role_arn=_optional_str(raw.get("role_arn")),
         external_id=_optional_str(raw.get("external_id")),
-        regions=regions,
-        home_region=str(raw.get("home_region", "us-east-1")),
+        regions=_regions(raw.get("regions", ["us-east-1"]), f"{where}.regions"),
+        home_region=parse_region(raw.get("home_region", "us-east-1"), f"{where}.home_region"),
     )
+
+
+def _regions(raw: Any, where: str) -> list[str] | str:
+    if raw == ALL_REGIONS:
+        return ALL_REGIONS
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where} must be a list of region names or 'all', not {raw!r}")
+    return [parse_region(region, f"{where}[{index}]") for index, region in enumerate(raw)]
 
 
 def _lookup_events(raw: Any) -> LookupEventsSource:
@@ -160,7 +204,8 @@ def _lookup_events(raw: Any) -> LookupEventsSource:
         raise ConfigError("sources.cloudtrail_api.backfill: LookupEvents keeps 90 days; "
                           "use 90d or less (older events: import the trail's S3 files)")
     return LookupEventsSource(
-        enabled=bool(raw.get("enabled", True)), backfill_ms=backfill,
+        enabled=parse_bool(raw.get("enabled", True), "cloudtrail_api.enabled"),
+        backfill_ms=backfill,
         overlap_ms=parse_duration_ms(raw.get("overlap", "15m"), "cloudtrail_api.overlap"))
 
 
@@ -177,7 +222,8 @@ def _bucket(raw: Any, index: int) -> TrailBucketSource:
         prefix += "/"
     return TrailBucketSource(
         bucket=str(raw["bucket"]), account=str(raw["account"]), prefix=prefix,
-        bucket_region=str(raw.get("bucket_region", "us-east-1")),
+        bucket_region=parse_region(raw.get("bucket_region", "us-east-1"),
+                                   f"{where}.bucket_region"),
         queue_url=_optional_str(raw.get("queue_url")),
         lookback_days=_lookback_days(raw.get("lookback_days", 1), where))
 
@@ -196,7 +242,8 @@ def _findings(raw: Any) -> FindingsSource:
     if backfill > MAX_BACKFILL_MS:
         raise ConfigError("sources.guardduty.backfill: GuardDuty keeps findings 90 days; "
                           "use 90d or less")
-    return FindingsSource(enabled=bool(raw.get("enabled", True)), backfill_ms=backfill)
+    return FindingsSource(enabled=parse_bool(raw.get("enabled", True), "guardduty.enabled"),
+                          backfill_ms=backfill)
 
 
 def _require_mapping(raw: Any, where: str) -> None:

@@ -159,6 +159,9 @@ class Query:
     timezone: str | None = None
     source: Query | None = None           # FROM (inner query): nested aggregation
     position: int = 0
+    # Where each clause's keyword stands ("since", "until", "timeseries", "slide",
+    # "compare"; "timezone": the zone string), so errors about a clause point at it.
+    clauses: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

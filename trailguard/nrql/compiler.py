@@ -25,7 +25,7 @@ from trailguard.nrql.expressions import ExpressionCompiler
 from trailguard.nrql.params import Params
 from trailguard.nrql.plan import OutputColumn, Plan
 from trailguard.nrql.shapes import BUCKET, COMPARISON, WINDOW, aggregate_statement
-from trailguard.nrql.timewindow import Window, query_window
+from trailguard.nrql.timewindow import Window, clause_at, query_window
 from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TABLE
 
 DEFAULT_EVENT_LIMIT = 100
@@ -129,13 +129,15 @@ class QueryCompiler:
         """FROM (inner aggregation): the inner result rows, attributes named by result key."""
         inner = query.source
         assert inner is not None
-        for clause, present in (
-                ("SLIDE BY", query.slide is not None or inner.slide is not None),
-                ("COMPARE WITH", query.compare_ms is not None or inner.compare_ms is not None),
-                ("a nested query inside a nested query", inner.source is not None)):
+        for clause, key, present in (
+                ("SLIDE BY", "slide", query.slide is not None or inner.slide is not None),
+                ("COMPARE WITH", "compare",
+                 query.compare_ms is not None or inner.compare_ms is not None),
+                ("a nested query inside a nested query", "", inner.source is not None)):
             if present:
-                raise NrqlUnsupportedError(f"nested aggregation with {clause}", self.source,
-                                           query.position)
+                at = clause_at(query, key) if key in query.clauses else \
+                    clause_at(inner, key) if key else inner.position
+                raise NrqlUnsupportedError(f"nested aggregation with {clause}", self.source, at)
         if not inner.facets and not any(is_aggregate(item.expr) for item in inner.select):
             raise NrqlUnsupportedError("nested query over events (an inner query that does "
                                        "not aggregate)", self.source, inner.position)
@@ -166,7 +168,8 @@ class QueryCompiler:
     def sliding_windows(self, query: ast.Query) -> exp.Expression:
         """SLIDE BY: each event once per overlapping window it falls in (column WINDOW)."""
         if query.compare_ms is not None:
-            raise NrqlUnsupportedError("SLIDE BY with COMPARE WITH", self.source, query.position)
+            raise NrqlUnsupportedError("SLIDE BY with COMPARE WITH", self.source,
+                                       clause_at(query, "slide"))
         window = self.window
         assert window.bucket_ms is not None and window.step_ms is not None
         offset = exp.paren(exp.Sub(this=exp.column("timestamp"),
@@ -193,11 +196,11 @@ class QueryCompiler:
     # -- raw events -----------------------------------------------------------------------
 
     def event_statement(self, query: ast.Query) -> tuple[exp.Select, Plan]:
-        for clause, present in (("TIMESERIES", query.timeseries is not None),
-                                ("COMPARE WITH", query.compare_ms is not None)):
+        for clause, key, present in (("TIMESERIES", "timeseries", query.timeseries is not None),
+                                     ("COMPARE WITH", "compare", query.compare_ms is not None)):
             if present:
                 raise self.error(f"{clause} needs an aggregate function such as count(*)",
-                                 query.position)
+                                 clause_at(query, key))
         where = self.filters(query, self.window.begin_ms, self.window.end_ms)
         limit = query.limit if query.limit is not None else DEFAULT_EVENT_LIMIT
         order = self.event_order(query)

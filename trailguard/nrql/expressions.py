@@ -328,6 +328,40 @@ def check_regex(pattern: str, source: str, position: int) -> None:
         if int(low) > MAX_REPEAT or (high and int(high) > MAX_REPEAT):
             raise NrqlError(f"regular expressions here are RE2: repeat counts are at most "
                             f"{MAX_REPEAT}", source, position)
+    total, counts = _nested_repeats(blanked)
+    if total > MAX_REPEAT:
+        raise NrqlError(f"regular expressions here are RE2: repeat counts inside one another "
+                        f"multiply to at most {MAX_REPEAT}, found {' inside '.join(counts)} "
+                        f"({total:,})", source, position)
+
+
+def _nested_repeats(blanked: str) -> tuple[int, list[str]]:
+    """The largest product of {n,m} counts nested inside one another, and those counts
+    (outermost first). RE2 refuses a pattern whose product exceeds 1000 (its
+    RepetitionWalker divides 1000 by each count, m, or n for `{n,}`), as DuckDB's
+    "invalid repetition size" shows for `(a{1000}){1000}`."""
+    groups: list[tuple[int, list[str]]] = [(1, [])]   # per open group: its worst chain
+    atom: tuple[int, list[str]] = (1, [])             # the chain of what a count follows
+    index = 0
+    while index < len(blanked):
+        char, found = blanked[index], _REPEAT.match(blanked, index)
+        if found:
+            high = found.group(2)
+            count = max(1, int(high) if high else int(found.group(1)))
+            atom = (atom[0] * count, [found.group(0), *atom[1]])
+            groups[-1] = max(groups[-1], atom, key=lambda chain: chain[0])
+            index = found.end()
+            continue
+        if char == "(":
+            groups.append((1, []))
+        elif char == ")" and len(groups) > 1:
+            atom = groups.pop()
+            groups[-1] = max(groups[-1], atom, key=lambda chain: chain[0])
+            index += 1
+            continue
+        atom = (1, [])
+        index += 1
+    return groups[0]
 
 
 def named_group_index(pattern: str) -> int:

@@ -11,7 +11,7 @@ from trailguard.errors import NrqlError
 from trailguard.nrql import ast
 from trailguard.nrql.limits import balanced, check_depth
 from trailguard.nrql.parse_expr import CLAUSE_WORDS, ExpressionParser, time_unit_ms
-from trailguard.nrql.timeparse import parse_datetime_ms
+from trailguard.nrql.timeparse import parse_datetime_ms, time_of_day
 from trailguard.nrql.tokens import Kind
 
 __all__ = ["CLAUSE_WORDS", "MAX_LIMIT", "parse", "time_unit_ms"]
@@ -129,6 +129,8 @@ class _Parser(ExpressionParser):
         """One clause after the head; WHERE conditions are collected in `wheres`."""
         token = self.advance()
         word = token.text.lower() if token.kind is Kind.NAME else ""
+        if word in ("since", "until", "timeseries", "compare"):
+            query.clauses[word] = token.position
         if word == "where":
             wheres.append((self.parse_condition(), token.position))
         elif word == "facet":
@@ -172,7 +174,8 @@ class _Parser(ExpressionParser):
 
     def parse_timeseries_clause(self, query: ast.Query) -> None:
         query.timeseries = self.parse_bucket(default="auto")
-        if self.accept_word("slide"):
+        if self.current.is_word("slide"):
+            query.clauses["slide"] = self.advance().position
             self.expect_word("by")
             query.slide = self.parse_bucket(default=None)
 
@@ -182,6 +185,7 @@ class _Parser(ExpressionParser):
             if token.kind is not Kind.STRING:
                 raise self.error("WITH TIMEZONE takes a quoted zone name", token)
             query.timezone = token.text
+            query.clauses["timezone"] = token.position
             return
         if self.current.is_word("metric_format"):
             raise self.unsupported("WITH METRIC_FORMAT")
@@ -307,4 +311,6 @@ class _Parser(ExpressionParser):
         token = self.advance()
         if token.kind is not Kind.STRING:
             raise self.error("AT takes a quoted time of day such as '09:00'", token)
+        if time_of_day(token.text) is None:
+            raise self.error("AT takes a time of day such as '09:00' or '17:30:15'", token)
         return token.text

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from trailguard.errors import NrqlError, NrqlUnsupportedError
 from trailguard.nrql import ast
-from trailguard.nrql.timeparse import parse_datetime_ms
+from trailguard.nrql.timeparse import parse_datetime_ms, time_of_day
 
 DEFAULT_WINDOW_MS = 3_600_000
 MAX_BUCKETS = 366
@@ -55,7 +55,20 @@ def zone_of(query: ast.Query, source: str) -> tzinfo:
         return ZoneInfo(query.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise NrqlError(f"unknown time zone '{query.timezone}' (use a name such as "
-                        "'America/New_York')", source, query.position) from None
+                        "'America/New_York')", source, clause_at(query, "timezone")) from None
+
+
+def clause_at(query: ast.Query, *names: str) -> int:
+    """Where the first of the clauses `names` that the query has stands (else the query)."""
+    return next((query.clauses[name] for name in names if name in query.clauses),
+                query.position)
+
+
+def _timeseries_at(query: ast.Query) -> int:
+    """The TIMESERIES that set the buckets: the outer query's, else the inner query's."""
+    if "timeseries" not in query.clauses and query.source is not None:
+        return clause_at(query.source, "timeseries")
+    return clause_at(query, "timeseries")
 
 
 def resolve_time(point: ast.TimePoint, now_ms: int, zone: tzinfo = UTC) -> int:
@@ -124,15 +137,9 @@ def _shift_days(moment: datetime, days: int) -> datetime:
 
 
 def _at_time_of_day(day: datetime, text: str) -> datetime:
-    parts = text.strip().split(":")
-    try:
-        numbers = [int(part) for part in parts]
-    except ValueError:
-        numbers = []
-    if not 2 <= len(numbers) <= 3:
-        raise NrqlError(f"cannot read AT '{text}' as a time of day (expected 'HH:MM')")
-    numbers += [0] * (3 - len(numbers))
-    return day.replace(hour=numbers[0], minute=numbers[1], second=numbers[2])
+    # The parser has already refused anything time_of_day() cannot read.
+    hour, minute, second = time_of_day(text) or (0, 0, 0)
+    return day.replace(hour=hour, minute=minute, second=second)
 
 
 def bucket_width(setting: int | str, span_ms: int) -> int:
@@ -165,7 +172,8 @@ def query_window(query: ast.Query, now_ms: int, source: str) -> Window:
     else:
         begin_ms = end_ms - DEFAULT_WINDOW_MS
     if begin_ms >= end_ms:
-        raise NrqlError("SINCE must be earlier than UNTIL", source, query.position)
+        raise NrqlError("SINCE must be earlier than UNTIL", source,
+                        clause_at(query, "since", "until"))
     setting = query.timeseries
     if setting is None and query.source is not None:
         setting = query.source.timeseries
@@ -175,14 +183,15 @@ def query_window(query: ast.Query, now_ms: int, source: str) -> Window:
     step = None
     if query.slide is not None:
         if not isinstance(query.slide, int):
-            raise NrqlUnsupportedError(f"SLIDE BY {query.slide.upper()}", source, query.position)
+            raise NrqlUnsupportedError(f"SLIDE BY {query.slide.upper()}", source,
+                                       clause_at(query, "slide"))
         if query.slide > width:
             raise NrqlError("SLIDE BY must not be longer than the TIMESERIES bucket", source,
-                            query.position)
+                            clause_at(query, "slide"))
         step = query.slide
     window = Window(begin_ms, end_ms, width, step)
     if window.buckets > MAX_BUCKETS:
         raise NrqlError(f"TIMESERIES would make {window.buckets} buckets over this time "
                         f"range; the most allowed is {MAX_BUCKETS} (use a wider bucket or "
-                        "TIMESERIES MAX)", source, query.position)
+                        "TIMESERIES MAX)", source, _timeseries_at(query))
     return window

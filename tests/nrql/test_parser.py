@@ -119,30 +119,30 @@ def test_bucket_widths(setting: int | str, span: int, width: int) -> None:
     ("FROM Log SELECT count(*) SINCE 1 hour ago UNTIL 2 hours ago",
      "SINCE must be earlier than UNTIL at line 1, column 26"),
     ("FROM Log SELECT count(*) WITH TIMEZONE 'Not/AZone' SINCE today",
-     "unknown time zone 'Not/AZone' (use a name such as 'America/New_York') at line 1, "
-     "column 40"),
+     ("unknown time zone 'Not/AZone' (use a name such as 'America/New_York') at line 1, "
+      "column 40")),
     ("FROM Log SELECT count(*) SINCE monday AT '25:00'",
-     "AT takes a time of day such as '09:00' or '17:30:15', found string '25:00' at line 1, "
-     "column 42"),
+     ("AT takes a time of day such as '09:00' or '17:30:15', found string '25:00' at line 1, "
+      "column 42")),
     ("FROM Log SELECT count(*) TIMESERIES 1 minute SLIDE BY 1 hour",
      "SLIDE BY must not be longer than the TIMESERIES bucket at line 1, column 46"),
     ("FROM Log SELECT * SINCE 1 day ago TIMESERIES",
      "TIMESERIES needs an aggregate function such as count(*) at line 1, column 35"),
     ("FROM Log SELECT * COMPARE WITH 1 day ago",
      "COMPARE WITH needs an aggregate function such as count(*) at line 1, column 19"),
-    ("FROM (FROM Log SELECT count(*) FACET x TIMESERIES 1 second) SELECT sum(count) "
-     "SINCE 1 day ago", ("TIMESERIES would make 86400 buckets over this time range; the most "
+    (("FROM (FROM Log SELECT count(*) FACET x TIMESERIES 1 second) SELECT sum(count) "
+      "SINCE 1 day ago"), ("TIMESERIES would make 86400 buckets over this time range; the most "
                          "allowed is 366 (use a wider bucket or TIMESERIES MAX) at line 1, "
                          "column 40")),
     ("SELECT count(*) FROM Log WHERE a RLIKE r'(a{1000}){1000}'",
-     "regular expressions here are RE2: repeat counts inside one another multiply to at most "
-     "1000, found {1000} inside {1000} (1,000,000) at line 1, column 40"),
+     ("regular expressions here are RE2: repeat counts inside one another multiply to at most "
+      "1000, found {1000} inside {1000} (1,000,000) at line 1, column 40")),
     ("SELECT capture(x, r'(?P<n>(a{500}){500})') FROM Log",
-     "regular expressions here are RE2: repeat counts inside one another multiply to at most "
-     "1000, found {500} inside {500} (250,000) at line 1, column 19"),
+     ("regular expressions here are RE2: repeat counts inside one another multiply to at most "
+      "1000, found {500} inside {500} (250,000) at line 1, column 19")),
     ("SELECT count(*) FROM Log WHERE a RLIKE '(a{2}|(b{3,}x){2}){200}'",
-     "regular expressions here are RE2: repeat counts inside one another multiply to at most "
-     "1000, found {200} inside {2} inside {3,} (1,200) at line 1, column 40"),
+     ("regular expressions here are RE2: repeat counts inside one another multiply to at most "
+      "1000, found {200} inside {2} inside {3,} (1,200) at line 1, column 40")),
     ("SELECT histogram(x, 1e307, 500) FROM Log",
      "histogram() buckets must end below 1e308 at line 1, column 8"),
 ])

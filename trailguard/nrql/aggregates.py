@@ -7,6 +7,7 @@ around its input), which works the same for every aggregate and backend.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sqlglot import exp
@@ -145,9 +146,7 @@ class AggregateCompiler:
             if len(call.args) != 2 or not isinstance(call.args[1], ast.Literal) \
                     or not isinstance(call.args[1].value, int) or call.args[1].value <= 0:
                 raise self.x.error("rate() takes an aggregate and a time such as 1 minute", call)
-            value = self.operand(inner, only)
-            scale = exp.Literal.number(call.args[1].value / self.rate_window_ms)
-            return exp.paren(exp.Mul(this=value, expression=scale)), Decode.PLAIN
+            return self.rate(self.operand(inner, only), call.args[1].value), Decode.PLAIN
         if call.where is None:
             raise self.x.error(f"{call.spelling}() needs a WHERE condition as its second "
                                "argument", call)
@@ -158,6 +157,15 @@ class AggregateCompiler:
         part, whole = self.scalar(inner, narrowed)[0], self.scalar(inner, only)[0]
         hundred = exp.Mul(this=exp.Literal.number(100), expression=part)
         return arithmetic("/", hundred, whole), Decode.PLAIN
+
+    def rate(self, value: exp.Expression, per_ms: int) -> exp.Expression:
+        """`value` per `per_ms` over the bucket (or window): value * per / span in DOUBLE.
+        Multiplying before dividing keeps whole results exact (24 events over 6 hours are
+        4.0 per hour, not 24 * 0.1666... = 3.99...); the factors are bound as floats, since
+        a pasted 0.1666 is a DECIMAL literal to DuckDB, which JSON cannot carry."""
+        scaled = exp.Mul(this=self.x.dialect.to_number(value),
+                         expression=self.x.params.bind(float(per_ms)))
+        return arithmetic("/", scaled, self.x.params.bind(float(self.rate_window_ms)))
 
     def plain(self, call: ast.Call, only: exp.Expression | None
               ) -> tuple[exp.Expression, Decode]:
@@ -255,14 +263,20 @@ class AggregateCompiler:
         start = named.get("start", positional[2] if len(positional) > 2 else start)
         if width <= 0 or not 1 <= buckets <= 500:
             raise self.x.error("histogram() needs width > 0 and 1-500 buckets", call)
-        # Values outside the range land in the first or last bucket.
+        edges = [start + bucket * width for bucket in range(buckets + 1)]
+        if not all(math.isfinite(edge) for edge in edges):
+            raise self.x.error("histogram() buckets must end below 1e308", call)
+        # Values outside the range land in the first or last bucket, so only the inner
+        # edges are compared with. Each is bound once, as a float (a pasted 0.1 is a
+        # DECIMAL to DuckDB), and serves as one bucket's upper and the next one's lower edge.
+        inner = {index: self.x.params.bind(float(edges[index])) for index in range(1, buckets)}
         columns = []
         for bucket in range(buckets):
-            low = exp.GTE(this=number.copy(), expression=exp.Literal.number(start + bucket * width))
-            high = exp.LT(this=number.copy(),
-                          expression=exp.Literal.number(start + (bucket + 1) * width))
-            tests = [test for test, edge in ((low, bucket > 0), (high, bucket < buckets - 1))
-                     if edge]
+            tests: list[exp.Expression] = []
+            if bucket > 0:
+                tests.append(exp.GTE(this=number.copy(), expression=inner[bucket].copy()))
+            if bucket < buckets - 1:
+                tests.append(exp.LT(this=number.copy(), expression=inner[bucket + 1].copy()))
             inside = exp.and_(*tests) if tests else exp.Not(this=exp.Is(
                 this=number.copy(), expression=exp.Null()))
             count = exp.Count(this=_when(inside, exp.Literal.number(1)))

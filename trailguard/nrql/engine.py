@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from trailguard.nrql.backend_errors import translate
 from trailguard.nrql.compiler import CompiledQuery, compile_query
 from trailguard.nrql.parser import parse
 from trailguard.nrql.results import build_results
@@ -26,4 +27,11 @@ def run_nrql(store: EventStore, text: str, now_ms: int | None = None,
              variables: Variables | None = None) -> dict[str, Any]:
     """Answer NRQL `text` from `store` as `{"results": [...], "metadata": {...}}`."""
     compiled = compile_nrql(text, store.dialect, now_ms, variables)
-    return build_results(compiled.plan, store.read(compiled.sql, compiled.params))
+    try:
+        rows = store.read(compiled.sql, compiled.params)
+    except Exception as error:   # translated below, or raised unchanged
+        translated = translate(error, text)
+        if translated is None:
+            raise
+        raise translated from error
+    return build_results(compiled.plan, rows)

@@ -9,6 +9,7 @@ and sums, null otherwise), as New Relic's charts show them.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -34,6 +35,10 @@ def build_results(plan: Plan, result: QueryResult) -> dict[str, Any]:
 
 def json_value(value: Any) -> Any:
     """A stored value as it appears in results (integral floats as integers)."""
+    if isinstance(value, Decimal):
+        # The compiler emits no DECIMAL, but one must never reach JSON (which cannot
+        # carry it) or show as 3.99999999999999984; NRQL numbers are doubles.
+        value = float(value)
     if isinstance(value, float):
         if math.isnan(value):  # NaN (an empty average on some backends) shows as no value
             return None

@@ -67,7 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=("table", "json", "csv"), default="table")
     query.add_argument("--explain", action="store_true", help="print the SQL, do not run it")
     query.add_argument("--dialect", choices=("duckdb", "clickhouse"), default="duckdb",
-                       help="with --explain: the SQL dialect to print (default: duckdb)")
+                       help="only with --explain: the SQL dialect to print (default: duckdb; "
+                       "queries always run on DuckDB)")
     query.add_argument("--insecure", action="store_true",
                        help="with --url https://: accept a self-signed certificate")
     query.add_argument("nrql", metavar="NRQL")

@@ -19,13 +19,23 @@ from rich.text import Text
 from trailguard.config import KEYS_FILE, Config, stored_key
 from trailguard.errors import NrqlError, StoreBusyError, TrailguardError
 
+DIALECT_WITHOUT_EXPLAIN = (
+    "--dialect {dialect} only applies with --explain (it picks the SQL printed); queries "
+    "run on trailguard's own DuckDB store, so add --explain or leave --dialect out")
+
 
 def run_query_command(args: argparse.Namespace, config: Config | None) -> int:
+    # Callers that build their own Namespace may leave the dialect out.
+    dialect = getattr(args, "dialect", None) or "duckdb"
+    if dialect != "duckdb" and not args.explain:
+        # Running anyway would answer from DuckDB while the user asked for ClickHouse.
+        print(f"trailguard: error: {DIALECT_WITHOUT_EXPLAIN.format(dialect=dialect)}",
+              file=sys.stderr)
+        return 2
     if args.explain:
         from trailguard.nrql import compile_nrql
 
-        # Callers that build their own Namespace may leave the dialect out.
-        compiled = compile_nrql(args.nrql, getattr(args, "dialect", None) or "duckdb")
+        compiled = compile_nrql(args.nrql, dialect)
         print(compiled.sql)
         if compiled.params:
             print("-- parameters: " + orjson.dumps(compiled.params).decode())
@@ -95,12 +105,12 @@ def render(body: dict[str, Any], output_format: str) -> str:
             + "\n"
     rows = body.get("results", [])
     columns = _columns(rows)
-    if len(body.get("metadata", {}).get("facets", [])) == 1 and "facet" in columns:
-        columns.remove("facet")  # the facet's own column already shows the value
+    if _facet_column_repeats(columns, body.get("metadata", {}).get("facets", [])):
+        columns.remove("facet")
     if output_format == "csv":
         return _csv(rows, columns)
     if len(columns) > MAX_TABLE_COLUMNS:
-        return _records(rows)
+        return _records(rows, columns)
     table = Table(show_lines=False)
     for column in columns:
         table.add_column(Text(_terminal_safe(column)))
@@ -119,23 +129,34 @@ _CONTROL.update({9: " ", 10: "\u21b5"})
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
+def _facet_column_repeats(columns: list[str], facets: list[str]) -> bool:
+    """Whether `facet` only repeats what the facets' own columns show. It does not for
+    FACET CASES without a label, whose only key *is* `facet` (dropping it would leave
+    the rows without their label), nor when a facet's key is missing from the rows."""
+    return "facet" in columns and bool(facets) and all(
+        key != "facet" and key in columns for key in facets)
+
+
 def _csv(rows: list[dict[str, Any]], columns: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(columns)
+    # Attribute names come from event data too: `=cmd` must not become a formula.
+    writer.writerow([_spreadsheet_safe(column) for column in columns])
     for row in rows:
         writer.writerow([_spreadsheet_safe(row.get(column)) for column in columns])
     return buffer.getvalue()
 
 
-def _records(rows: list[dict[str, Any]]) -> str:
+def _records(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """One block per row, fields in the result's own order (SELECT order), not sorted:
+    sorting puts sum.x10 before sum.x2 and the first item anywhere."""
     blocks = []
     for index, row in enumerate(rows, start=1):
         block = Table(title=f"event {index}", title_justify="left", show_header=False)
         block.add_column("attribute")
         block.add_column("value")
-        for key in sorted(row):
-            if row[key] is not None:
+        for key in columns:
+            if row.get(key) is not None:
                 block.add_row(Text(_terminal_safe(key)),
                               Text(_terminal_safe(_cell(row[key]))))
         blocks.append(block)

@@ -16,7 +16,8 @@ import pytest
 from trailguard.cli import _build_parser, main
 from trailguard.store import DuckDBStore
 
-DEEP = "FROM Log SELECT count(*) WHERE " + "(" * 5000 + "1=1" + ")" * 5000
+# 4,000 deep: within the 10,000-token limit, so the nesting limit is what answers.
+DEEP = "FROM Log SELECT count(*) WHERE " + "(" * 4000 + "1=1" + ")" * 4000
 NESTS = "the query nests too deeply (at most 40 levels"
 
 

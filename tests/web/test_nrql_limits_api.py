@@ -51,3 +51,29 @@ def test_a_long_or_chain_is_answered(client: TestClient) -> None:
     status, body = ask(client, WHERE + " OR ".join(["n = 0"] * 1999 + ["n = 1"]))
     assert status == 200
     assert body["results"] == [{"count": 1}]
+
+
+def test_rate_is_a_json_number(client: TestClient) -> None:
+    status, body = ask(client, "FROM Log SELECT rate(count(*), 1 minute) SINCE 2 minutes ago")
+    assert status == 200
+    assert body["results"] == [{"rate": 0.5}]
+
+
+def test_a_regex_the_backend_refuses_is_a_400(client: TestClient) -> None:
+    status, body = ask(client, "FROM Log SELECT count(*) WHERE message RLIKE r'(a{1000}){1000}'")
+    assert status == 400
+    assert body["position"] == len("FROM Log SELECT count(*) WHERE message RLIKE ")
+    # A pattern from event data is only known to the backend: still a 400, not a 500.
+    status, body = ask(client, "FROM Log SELECT count(*) WHERE message RLIKE concat('(', "
+                       "message, '{1000}){1000}')")
+    assert status == 400
+    assert body["error"].startswith("the query cannot run on this data: ")
+
+
+def test_an_oversized_body_names_the_limit(client: TestClient) -> None:
+    query = "FROM Log SELECT count(*) WHERE message = '" + "x" * (1024 * 1024) + "'"
+    answer = client.post("/api/v1/nrql", json={"query": query}, headers={"X-Api-Key": API_KEY})
+    assert answer.status_code == 413
+    assert answer.json() == {
+        "error": "request body too large: /api/v1/nrql accepts at most 1 MiB (1,048,576 bytes) "
+                 "of JSON", "limit_bytes": 1_048_576}

@@ -17,7 +17,11 @@ from trailguard.web.state import AppState
 
 log = logging.getLogger("trailguard.query")
 
+# A query is at most 10,000 tokens (the longest quickstart query is ~10 KiB of text), so
+# 1 MiB leaves room for any real query while bounding what one request makes us hold.
 MAX_QUERY_BODY = 1024 * 1024
+TOO_LARGE = (f"request body too large: /api/v1/nrql accepts at most 1 MiB "
+             f"({MAX_QUERY_BODY:,} bytes) of JSON")
 
 
 class ORJSONResponse(JSONResponse):
@@ -31,9 +35,10 @@ async def nrql_endpoint(request: Request) -> Response:
     if refused:
         return refused
 
-    body = await request.body()
-    if len(body) > MAX_QUERY_BODY:
-        return JSONResponse({"error": "request body too large"}, status_code=413)
+    body = await _bounded_body(request)
+    if body is None:
+        return JSONResponse({"error": TOO_LARGE, "limit_bytes": MAX_QUERY_BODY},
+                            status_code=413)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -50,3 +55,19 @@ async def nrql_endpoint(request: Request) -> Response:
         log_fields(log, logging.ERROR, "query failed", reason=str(exc))
         return JSONResponse({"error": "store unavailable"}, status_code=503)
     return ORJSONResponse(result)
+
+
+async def _bounded_body(request: Request) -> bytes | None:
+    """The request body, None once it is over MAX_QUERY_BODY: read in pieces and given up
+    early, so an oversized upload is never held whole in memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_QUERY_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_QUERY_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

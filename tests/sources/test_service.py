@@ -102,13 +102,13 @@ def test_polls_store_each_event_once_and_status_counts_them(
     status = service.status()
 
     assert list(second) == ["credentials a", LOOKUP, FINDINGS]
-    assert first[LOOKUP]["last_run"] == {"stored": 7, "duplicates": 0}
-    assert second[LOOKUP]["last_run"] == {"stored": 2, "duplicates": 3}
-    assert second[LOOKUP]["totals"] == {"stored": 9, "duplicates": 3, "runs": 2, "failures": 0}
+    assert first[LOOKUP]["last_run"] == {"stored": 7, "duplicates": 0, "skipped": 0}
+    assert second[LOOKUP]["last_run"] == {"stored": 2, "duplicates": 3, "skipped": 0}
+    assert second[LOOKUP]["totals"] == {"stored": 9, "duplicates": 3, "skipped": 0, "runs": 2, "failures": 0}
     assert (second[LOOKUP]["state"], second[LOOKUP]["last_error"]) == ("ok", None)
     assert second[LOOKUP]["newest_event_at"] == late[1]["eventTime"].replace("Z", ".000Z")
     assert 29 <= second[LOOKUP]["lag_seconds"] < 60
-    assert second[FINDINGS]["totals"] == {"stored": 0, "duplicates": 0, "runs": 2,
+    assert second[FINDINGS]["totals"] == {"stored": 0, "duplicates": 0, "skipped": 0, "runs": 2,
                                           "failures": 0}
     assert second[FINDINGS]["newest_event_at"] is None
     assert (status["state"], status["interval_seconds"]) == ("waiting", 3600.0)
@@ -177,7 +177,7 @@ def test_a_failing_source_is_reported_and_the_others_still_run(
         "failed", 1, None)
     assert "NoSuchBucket" in bucket["last_error"]
     assert bucket["last_error_at"] == bucket["last_run_finished_at"]
-    assert sources[LOOKUP]["last_run"] == {"stored": 2, "duplicates": 0}
+    assert sources[LOOKUP]["last_run"] == {"stored": 2, "duplicates": 0, "skipped": 0}
     assert service.status()["last_poll"]["failed"] == 1
     runs = {record.fields["source"]: record for record in caplog.records  # type: ignore
             if record.getMessage() == "source run"}
@@ -213,7 +213,7 @@ def test_polls_share_the_writer_with_concurrent_ingest(
     assert sum(delivered) == 1000
     assert count(store, "event_type = 'Log'") == 1000
     assert count(store, "a_provider = 'CloudTrail'") == 290
-    assert by_source(service)[LOOKUP]["last_run"] == {"stored": 290, "duplicates": 0}
+    assert by_source(service)[LOOKUP]["last_run"] == {"stored": 290, "duplicates": 0, "skipped": 0}
 
 
 def test_iso_times_keep_milliseconds() -> None:

@@ -76,7 +76,7 @@ def test_bl09_digest_and_empty_files_are_skipped_quietly(
     finally:
         trailguard_log.removeHandler(caplog.handler)
 
-    assert (first.stored, first.pages, first.unreadable) == (2, 2, 0)
+    assert (first.stored, first.pages, first.skipped) == (2, 2, 0)
     assert (again.stored, again.pages) == (0, 0)
     assert count(store, "a_provider = 'CloudTrail'") == 2
     assert Checkpoints(tmp_path / "data").get(
@@ -94,7 +94,7 @@ def test_bl10_insights_file_is_stored_without_user_identity(
         "111122223333_CloudTrail-Insight_us-east-1_20231114T2200Z_x.json.gz",
         {"Records": [INSIGHT]})
     result = reader(store, tmp_path).poll(TrailBucketSource(bucket=bucket, account="a"), account)
-    assert (result.stored, result.unreadable) == (1, 0)
+    assert (result.stored, result.skipped) == (1, 0)
     rows = store.read("SELECT a_eventtype, a_useridentity__arn, a_provider, timestamp "
                       "FROM events", {}).rows
     assert rows == [("AwsCloudTrailInsight", None, "CloudTrail", 1699999200000)]

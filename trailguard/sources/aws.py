@@ -166,18 +166,26 @@ class Pacer:
     _last_call: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def call(self, key: tuple[str, str], operation: Callable[[], Any]) -> Any:
-        """Run `operation` paced for `key`; on throttling wait and repeat it unchanged."""
-        backoff = self.first_backoff
+        """Run `operation` paced for `key`; on throttling wait and repeat it unchanged.
+
+        Still throttled after `max_attempts`: a `SourceError` counting trailguard's own
+        attempts and waits (botocore's message would say "max retries: 0", its own
+        retries being off).
+        """
+        backoff, waited = self.first_backoff, 0.0
         for attempt in range(1, self.max_attempts + 1):
             self._wait_turn(key)
             try:
                 return operation()
             except ClientError as exc:
-                if error_code(exc) not in THROTTLE_CODES or attempt == self.max_attempts:
+                if error_code(exc) not in THROTTLE_CODES:
                     raise
+                if attempt == self.max_attempts:
+                    raise _still_throttled(exc, attempt, waited) from exc
                 log_fields(log, logging.INFO, "throttled by AWS, backing off", account=key[0],
                            region=key[1], attempt=attempt, wait_s=backoff)
                 self.sleep(backoff)
+                waited += backoff
                 backoff = min(backoff * 2, self.max_backoff)
         raise AssertionError("unreachable")
 
@@ -187,3 +195,12 @@ class Pacer:
         if last is not None and now - last < self.interval:
             self.sleep(self.interval - (now - last))
         self._last_call[key] = self.clock()
+
+
+def _still_throttled(exc: ClientError, attempts: int, waited_s: float) -> SourceError:
+    error = exc.response.get("Error", {})
+    return SourceError(
+        f"{exc.operation_name}: still throttled by AWS after {attempts} attempts over "
+        f"{waited_s:.0f} s of backoff ({error.get('Code')}: {error.get('Message')}); the "
+        "next poll resumes from the same page. Throttling that lasts usually means "
+        "another tool shares this account's API rate: spread the polls (sources.interval)")

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from trailguard.errors import ConfigError, StoreBusyError
 from trailguard.logs import log_fields
 
 if TYPE_CHECKING:  # the runner imports boto3: only load it when polling
-    from trailguard.sources.runner import PollSummary, SourceRunner
+    from trailguard.sources.runner import PollSummary, SourceRun, SourceRunner
 
 log = logging.getLogger("trailguard.sources.command")
 
@@ -62,20 +62,46 @@ def run_poll_command(args: argparse.Namespace, config: Any) -> int:
 
 def _poll_with_progress(runner: SourceRunner, show: bool) -> PollSummary:
     """One poll of every source, a progress bar per source (backfills take a while)."""
-    columns = (TextColumn("{task.description}"), BarColumn(),
+    with Progress(*BAR_COLUMNS, disable=not show, transient=False) as progress:
+        bars = PollBars(progress)
+        return runner.poll_once(bars.start, bars.finished)
+
+
+BAR_COLUMNS = (TextColumn("{task.description}"), BarColumn(),
                TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[events]} new"),
                TimeElapsedColumn())
-    with Progress(*columns, disable=not show, transient=False) as progress:
 
-        def start(label: str) -> Callable[[int, int, int], None]:
-            task = progress.add_task(label, total=1, events=0)
 
-            def advance(stored: int, done: int, total: int) -> None:
-                progress.update(task, completed=done, total=max(total, 1), events=stored)
+class PollBars:
+    """A bar per source that ends showing exactly what the poll summary says.
 
-            return advance
+    A bar moves while its source reports progress; when the source ends, its run (the
+    numbers the summary prints) is what the bar shows: a source without progress
+    reports (credentials, an SQS queue) would otherwise end at 0% or "0 new".
+    """
 
-        summary = runner.poll_once(start)
-        for task in progress.tasks:
-            progress.update(task.id, completed=task.total)
-    return summary
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self._tasks: dict[str, TaskID] = {}
+
+    def start(self, label: str) -> Callable[[int, int, int], None]:
+        task = self._task(label)
+
+        def advance(stored: int, done: int, total: int) -> None:
+            self.progress.update(task, completed=done, total=max(total, 1), events=stored)
+
+        return advance
+
+    def finished(self, run: SourceRun) -> None:
+        task = self._task(run.label)  # a source skipped for its account never started
+        if run.error or run.stopped:
+            outcome = "failed" if run.error else "stopped"
+            self.progress.update(task, description=f"{run.label} ({outcome})",
+                                 events=run.stored)
+        else:
+            self.progress.update(task, total=1, completed=1, events=run.stored)
+
+    def _task(self, label: str) -> TaskID:
+        if label not in self._tasks:
+            self._tasks[label] = self.progress.add_task(label, total=1, events=0)
+        return self._tasks[label]

@@ -61,6 +61,39 @@ class FolderProgress:
         return {"days": {day: sorted(names) for day, names in sorted(self.days.items())}}
 
 
+def checkpoint_problem(saved: Any) -> str | None:
+    """What is wrong with a saved folder checkpoint (either format), or None."""
+    if not isinstance(saved, dict):
+        return "not a JSON object"
+    if "days" in saved:
+        days = saved["days"]
+        if not isinstance(days, dict):
+            return '"days" is not an object of day folders ("YYYY/MM/DD": [file names])'
+        for day, names in days.items():
+            problem = _day_problem(day) or _names_problem(names, f"day {day}")
+            if problem:
+                return problem
+        return None
+    if "day" in saved:  # the format from before lookback
+        return _day_problem(saved["day"]) or _names_problem(saved.get("read", []), "read")
+    return None if not saved else 'neither "days" nor "day" is there'
+
+
+def _day_problem(day: Any) -> str | None:
+    try:
+        valid = isinstance(day, str) and bool(_DAY.match(day)) and bool(
+            datetime.strptime(day, DAY_FORMAT))
+    except ValueError:
+        valid = False
+    return None if valid else f"day folder {day!r} is not a date like 2023/11/14"
+
+
+def _names_problem(names: Any, where: str) -> str | None:
+    if isinstance(names, list) and all(isinstance(name, str) for name in names):
+        return None
+    return f"the files of {where} are not a list of file names"
+
+
 def split_day(relative_key: str) -> tuple[str, str] | None:
     """`('2023/11/14', '<file>')` from `2023/11/14/<file>`; None for any other layout."""
     parts = relative_key.split("/", 3)

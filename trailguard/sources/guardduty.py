@@ -17,8 +17,8 @@ from trailguard.events import Event
 from trailguard.ingest.documents import camel_case_keys, log_event, wrap_finding
 from trailguard.logs import log_fields
 from trailguard.sources.aws import AccountSession, Pacer
-from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
-from trailguard.sources.lookup_events import PollResult, Progress, now_ms
+from trailguard.sources.checkpoints import Checkpoints, checkpoint_key, is_epoch_ms
+from trailguard.sources.lookup_events import PollResult, Progress, newest_time_ms, now_ms
 from trailguard.sources.settings import FindingsSource
 from trailguard.sources.sink import EventSink
 
@@ -41,12 +41,12 @@ class FindingsPoller:
         self.settings = settings
         self.clock_ms = clock_ms
 
-    def poll(self, account: AccountSession, region: str,
-             progress: Progress | None = None) -> PollResult:
+    def poll(self, account: AccountSession, region: str, progress: Progress | None = None,
+             result: PollResult | None = None) -> PollResult:
         """Store every finding state updated since the last poll in `region`."""
         client = account.client("guardduty", region)
         pace_key = (account.account_id, f"{region}/guardduty")
-        result = PollResult()
+        result = PollResult() if result is None else result
         for detector_id in self._detectors(client, pace_key):
             self._poll_detector(client, pace_key, detector_id, result, progress)
         log_fields(log, logging.INFO, "guardduty findings polled", account=account.account_id,
@@ -66,7 +66,7 @@ class FindingsPoller:
     def _poll_detector(self, client: Any, pace_key: tuple[str, str], detector_id: str,
                        result: PollResult, progress: Progress | None) -> None:
         key = checkpoint_key("guardduty", pace_key[0], pace_key[1].split("/")[0], detector_id)
-        saved = self.checkpoints.get(key)
+        saved = self.checkpoints.get_valid(key, checkpoint_problem)
         since = (saved["updated_since"] - REREAD_MS if saved
                  else self.clock_ms() - self.settings.backfill_ms)
         newest = since
@@ -77,9 +77,14 @@ class FindingsPoller:
         }
         while True:
             page = self.pacer.call(pace_key, lambda: client.list_findings(**request))
-            events = self._findings(client, pace_key, detector_id, page.get("FindingIds", []))
-            result.add_page(events, self.store.write(events))
-            newest = max([newest] + [event.timestamp for event in events])
+            findings = self._findings(client, pace_key, detector_id, page.get("FindingIds", []))
+            received = self.clock_ms()
+            events = [finding_event(finding, received) for finding in findings]
+            # Only real updatedAt times move the checkpoint and the lag: a finding without
+            # one is stored at its arrival, which must not skip findings updated before.
+            page_newest = newest_time_ms(finding.get("UpdatedAt") for finding in findings)
+            result.add_page(self.store.write(events), page_newest)
+            newest = max(newest, page_newest or newest)
             self.checkpoints.save(key, {"updated_since": newest})
             if progress:
                 progress(result.stored, result.pages, result.pages + bool(page.get("NextToken")))
@@ -88,13 +93,19 @@ class FindingsPoller:
             request["NextToken"] = page["NextToken"]
 
     def _findings(self, client: Any, pace_key: tuple[str, str], detector_id: str,
-                  finding_ids: list[str]) -> list[Event]:
+                  finding_ids: list[str]) -> list[dict[str, Any]]:
         if not finding_ids:
             return []
         answer = self.pacer.call(pace_key, lambda: client.get_findings(
             DetectorId=detector_id, FindingIds=finding_ids))
-        received = self.clock_ms()
-        return [finding_event(finding, received) for finding in answer.get("Findings", [])]
+        return list(answer.get("Findings", []))
+
+
+def checkpoint_problem(state: Any) -> str | None:
+    """What is wrong with a saved GuardDuty checkpoint, or None when it is usable."""
+    if isinstance(state, dict) and is_epoch_ms(state.get("updated_since")):
+        return None
+    return 'not {"updated_since": <epoch milliseconds>}'
 
 
 def finding_event(api_finding: dict[str, Any], received_ms: int) -> Event:

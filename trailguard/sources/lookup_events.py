@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,11 +20,11 @@ from typing import Any
 import orjson
 from botocore.exceptions import ClientError
 
-from trailguard.events import Event
 from trailguard.ingest.documents import cloudtrail_event
+from trailguard.ingest.timestamps import in_range, parse_iso_ms
 from trailguard.logs import log_fields
 from trailguard.sources.aws import AccountSession, Pacer, error_code
-from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
+from trailguard.sources.checkpoints import Checkpoints, checkpoint_key, is_epoch_ms
 from trailguard.sources.settings import MAX_BACKFILL_MS, LookupEventsSource
 from trailguard.sources.sink import EventSink
 from trailguard.store.base import WriteResult
@@ -38,22 +38,39 @@ Progress = Callable[[int, int, int], None]  # (events stored, ms covered, ms to 
 
 @dataclass(slots=True)
 class PollResult:
-    """What one poll of one account and region did."""
+    """What one poll of one source did; filled as it goes, so a run that fails half-way
+    still reports what it stored."""
 
     stored: int = 0
     duplicates: int = 0
     pages: int = 0
-    unreadable: int = 0
-    newest_ms: int | None = None  # the latest event time read (stored or not): the lag
+    skipped: int = 0  # malformed files, records or messages left out
+    last_skip: str | None = None  # why the last one was left out
+    newest_ms: int | None = None  # the latest real event time read (stored or not): the lag
 
-    def add_page(self, events: list[Event], written: WriteResult) -> None:
-        """Count one committed page of `events`."""
+    def add_page(self, written: WriteResult, newest_ms: int | None) -> None:
+        """Count one committed page; `newest_ms` is its latest real event time."""
         self.stored += written.stored
         self.duplicates += written.duplicates
         self.pages += 1
-        if events:
-            newest = max(event.timestamp for event in events)
-            self.newest_ms = newest if self.newest_ms is None else max(self.newest_ms, newest)
+        if newest_ms is not None:
+            self.newest_ms = max(newest_ms, self.newest_ms or newest_ms)
+
+    def skip(self, reason: str, how_many: int = 1) -> None:
+        """Count malformed input left out, remembering why (shown in the status)."""
+        self.skipped += how_many
+        self.last_skip = reason
+
+
+def newest_time_ms(times: Iterable[object]) -> int | None:
+    """The latest of ISO-8601 times such as `eventTime`; None when none is a real time.
+
+    Events whose time cannot be read are stored at their arrival time, which must not
+    count as the newest event read: the status would show no lag when reading is behind.
+    """
+    parsed = [parse_iso_ms(text) for text in times if isinstance(text, str)]
+    real = [moment for moment in parsed if moment is not None and in_range(moment)]
+    return max(real) if real else None
 
 
 def now_ms() -> int:
@@ -72,15 +89,15 @@ class LookupEventsPoller:
         self.settings = settings
         self.clock_ms = clock_ms
 
-    def poll(self, account: AccountSession, region: str,
-             progress: Progress | None = None) -> PollResult:
-        """Read everything new for `account` in `region` up to now."""
+    def poll(self, account: AccountSession, region: str, progress: Progress | None = None,
+             result: PollResult | None = None) -> PollResult:
+        """Read everything new for `account` in `region` up to now, counting into `result`."""
         key = checkpoint_key("lookup-events", account.account_id, region)
         client = account.client("cloudtrail", region)
         until = self.clock_ms()
         state = self._state(key, until)
         first_start = state["window"]["start"] if state.get("window") else until
-        result = PollResult()
+        result = PollResult() if result is None else result
 
         while state.get("window"):
             self._read_window(client, (account.account_id, region), key, state, result)
@@ -94,7 +111,7 @@ class LookupEventsPoller:
 
     def _state(self, key: str, until: int) -> dict[str, Any]:
         """The saved state, with a window to read when there is time left to cover."""
-        state = dict(self.checkpoints.get(key) or {})
+        state = dict(self.checkpoints.get_valid(key, checkpoint_problem) or {})
         if state.get("window"):
             return state  # an interrupted window: resume it, NextToken and all
         done = state.get("done_until")
@@ -120,8 +137,10 @@ class LookupEventsPoller:
         window = state["window"]
         while True:
             page = self._page(client, pace_key, window)
-            events = self._events(page, result)
-            result.add_page(events, self.store.write(events))
+            records = self._records(page, result)
+            events = [cloudtrail_event(record) for record in records]
+            result.add_page(self.store.write(events),
+                            newest_time_ms(record.get("eventTime") for record in records))
 
             window["next_token"] = page.get("NextToken") or None
             if window["next_token"] is None:
@@ -148,18 +167,39 @@ class LookupEventsPoller:
         del request["NextToken"]
         return self.pacer.call(pace_key, lambda: client.lookup_events(**request))
 
-    def _events(self, page: Any, result: PollResult) -> list[Event]:
-        events = []
+    def _records(self, page: Any, result: PollResult) -> list[dict[str, Any]]:
+        """The CloudTrail records of a page; an entry without one is skipped and counted."""
+        records = []
         for summary in page.get("Events", []):
             try:
                 record = orjson.loads(summary["CloudTrailEvent"])
             except (KeyError, TypeError, orjson.JSONDecodeError):
-                result.unreadable += 1
-                log_fields(log, logging.WARNING, "LookupEvents entry without a readable "
-                           "CloudTrailEvent, skipped", event_id=summary.get("EventId"))
+                record = None
+            if not isinstance(record, dict):
+                reason = (f"LookupEvents entry {summary.get('EventId')!r} has no CloudTrailEvent "
+                          "JSON object")
+                result.skip(reason)
+                log_fields(log, logging.WARNING, "LookupEvents entry skipped", reason=reason)
                 continue
-            events.append(cloudtrail_event(record))
-        return events
+            records.append(record)
+        return records
+
+
+def checkpoint_problem(state: Any) -> str | None:
+    """What is wrong with a saved LookupEvents checkpoint, or None when it is usable."""
+    if not isinstance(state, dict):
+        return "not a JSON object"
+    if not is_epoch_ms(state.get("done_until")):
+        return '"done_until" is not a time in epoch milliseconds'
+    window = state.get("window")
+    if window is None:
+        return None
+    if not (isinstance(window, dict) and is_epoch_ms(window.get("start"))
+            and is_epoch_ms(window.get("end"))):
+        return '"window" needs "start" and "end" in epoch milliseconds'
+    if not isinstance(window.get("next_token"), (str, type(None))):
+        return '"window.next_token" is neither a string nor null'
+    return None
 
 
 def _datetime(epoch_ms: int) -> datetime:

@@ -98,10 +98,11 @@ class SourceService:
     def _poll(self, runner: SourceRunner, interval_s: float) -> None:
         started_ms = self.clock_ms()
         self.board.poll_started(started_ms)
-        summary: PollSummary | None = None
+        # Filled as sources run, so a poll cut short still reports the runs it had.
+        summary = PollSummary()
         error: str | None = None
         try:
-            summary = runner.poll_once(self.board.source_started, self._finished)
+            runner.poll_once(self.board.source_started, self._finished, summary)
         except PollStopped:
             error = "stopped before the poll finished"
         except Exception as exc:  # the loop must survive to poll again
@@ -118,8 +119,9 @@ class SourceService:
         lag_s = None if run.newest_ms is None else (run.finished_ms - run.newest_ms) / 1000
         log_fields(log, logging.WARNING if run.error else logging.INFO, "source run",
                    source=run.label, stored=run.stored, duplicates=run.duplicates,
-                   ms=run.finished_ms - run.started_ms, newest_event=iso(run.newest_ms),
-                   lag_s=lag_s, error=run.error)
+                   skipped=run.skipped, ms=run.finished_ms - run.started_ms,
+                   newest_event=iso(run.newest_ms), lag_s=lag_s, error=run.error,
+                   stopped=run.stopped)
 
     def _sleep(self, seconds: float) -> None:
         """The pacer's sleep (pacing, throttling backoff), cut short by stop."""
@@ -127,8 +129,8 @@ class SourceService:
             raise PollStopped("source polling is stopping")
 
 
-def _totals(summary: PollSummary | None) -> dict[str, int]:
-    runs = summary.runs if summary else []
+def _totals(summary: PollSummary) -> dict[str, int]:
+    runs = summary.runs
     return {"sources": len(runs), "stored": sum(run.stored for run in runs),
             "duplicates": sum(run.duplicates for run in runs),
-            "failed": sum(1 for run in runs if run.error)}
+            "skipped": sum(run.skipped for run in runs), "failed": len(summary.failed)}

@@ -21,7 +21,7 @@ class SourceStatus:
     """One source (`cloudtrail 111122223333 us-east-1`, `s3://bucket/`, ...) over time."""
 
     source: str
-    state: str = "pending"  # pending, running, ok, failed
+    state: str = "pending"  # pending, running, ok, failed, stopped
     started_ms: int | None = None
     finished_ms: int | None = None
     last_success_ms: int | None = None
@@ -30,23 +30,33 @@ class SourceStatus:
     newest_event_ms: int | None = None
     last_stored: int = 0
     last_duplicates: int = 0
+    last_skipped: int = 0
     total_stored: int = 0
     total_duplicates: int = 0
+    total_skipped: int = 0
+    last_skip: str | None = None  # why the latest malformed input was left out
+    last_skip_ms: int | None = None
     runs: int = 0
     failures: int = 0
     progress: tuple[int, int, int] | None = None  # (stored, done, total) while running
 
     def finish(self, run: SourceRun) -> None:
-        """Fold a finished run into the totals."""
-        self.state = "failed" if run.error else "ok"
+        """Fold a finished (or failed, or stopped) run into the totals."""
+        self.state = "stopped" if run.stopped else "failed" if run.error else "ok"
         self.started_ms, self.finished_ms = run.started_ms, run.finished_ms
         self.last_stored, self.last_duplicates = run.stored, run.duplicates
+        self.last_skipped = run.skipped
         self.total_stored += run.stored
         self.total_duplicates += run.duplicates
-        self.runs += 1
+        self.total_skipped += run.skipped
         self.progress = None
+        if run.last_skip:
+            self.last_skip, self.last_skip_ms = run.last_skip, run.finished_ms
         if run.newest_ms is not None:
             self.newest_event_ms = max(run.newest_ms, self.newest_event_ms or run.newest_ms)
+        if run.stopped:
+            return  # what it stored counts; the run itself neither succeeded nor failed
+        self.runs += 1
         if run.error:
             self.failures += 1
             self.last_error, self.last_error_ms = run.error, run.finished_ms
@@ -63,9 +73,13 @@ class SourceStatus:
             "last_error": self.last_error, "last_error_at": iso(self.last_error_ms),
             "newest_event_at": iso(self.newest_event_ms),
             "lag_seconds": None if lag is None else round(lag, 3),
-            "last_run": {"stored": self.last_stored, "duplicates": self.last_duplicates},
+            "last_run": {"stored": self.last_stored, "duplicates": self.last_duplicates,
+                         "skipped": self.last_skipped},
             "totals": {"stored": self.total_stored, "duplicates": self.total_duplicates,
-                       "runs": self.runs, "failures": self.failures},
+                       "skipped": self.total_skipped, "runs": self.runs,
+                       "failures": self.failures},
+            "last_skip": None if self.last_skip is None else {
+                "at": iso(self.last_skip_ms), "reason": self.last_skip},
             "progress": _progress(self.progress),
         }
 
@@ -107,7 +121,8 @@ class StatusBoard:
 
     def poll_finished(self, now_ms: int, next_ms: int, summary: PollSummary | None,
                       error: str | None = None) -> None:
-        """A poll ended: with every source run (`summary`), or cut short by `error`."""
+        """A poll ended: `summary` has every source run it got to, `error` says why it was
+        cut short (None when it was not)."""
         with self._lock:
             self.polls += error is None
             self.state, self.poll_finished_ms = "waiting", now_ms
@@ -131,6 +146,7 @@ class StatusBoard:
                     "finished_at": iso(self.poll_finished_ms), "error": self.poll_error,
                     "stored": sum(run.stored for run in last.runs) if last else 0,
                     "duplicates": sum(run.duplicates for run in last.runs) if last else 0,
+                    "skipped": sum(run.skipped for run in last.runs) if last else 0,
                     "failed": len(last.failed) if last else 0},
                 "next_poll_at": iso(self.next_poll_ms),
                 "sources": sources,

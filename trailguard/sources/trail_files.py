@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import gzip
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -29,8 +29,8 @@ from trailguard.ingest.documents import cloudtrail_event
 from trailguard.logs import log_fields
 from trailguard.sources.aws import AccountSession, error_code
 from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
-from trailguard.sources.folder_progress import FolderProgress, split_day
-from trailguard.sources.lookup_events import PollResult, Progress, now_ms
+from trailguard.sources.folder_progress import FolderProgress, checkpoint_problem, split_day
+from trailguard.sources.lookup_events import PollResult, Progress, newest_time_ms, now_ms
 from trailguard.sources.settings import TrailBucketSource
 from trailguard.sources.sink import EventSink
 
@@ -58,13 +58,13 @@ class TrailFileReader:
         self.checkpoints = checkpoints
 
     def poll(self, source: TrailBucketSource, account: AccountSession,
-             progress: Progress | None = None) -> PollResult:
+             progress: Progress | None = None, result: PollResult | None = None) -> PollResult:
         """Read new files: from the SQS queue when one is configured, else by listing."""
         s3 = account.client("s3", source.bucket_region)
-        result = PollResult()
+        result = PollResult() if result is None else result
         if source.queue_url:
             sqs = account.client("sqs", source.bucket_region)
-            self._drain_queue(s3, sqs, source.queue_url, result)
+            self._drain_queue(s3, sqs, source.queue_url, result, progress)
         else:
             folders = region_folders(s3, source)
             for index, folder in enumerate(folders, start=1):
@@ -72,13 +72,15 @@ class TrailFileReader:
                 if progress:
                     progress(result.stored, index, len(folders))
         log_fields(log, logging.INFO, "trail files read", bucket=source.bucket,
-                   stored=result.stored, duplicates=result.duplicates, files=result.pages)
+                   stored=result.stored, duplicates=result.duplicates, files=result.pages,
+                   skipped=result.skipped)
         return result
 
     def _read_folder(self, s3: Any, source: TrailBucketSource, folder: RegionFolder,
                      result: PollResult) -> None:
         key = checkpoint_key("trail-files", source.bucket, folder.prefix)
-        progress = FolderProgress.load(self.checkpoints.get(key), source.lookback_days)
+        saved = self.checkpoints.get_valid(key, checkpoint_problem)
+        progress = FolderProgress.load(saved, source.lookback_days)
         first_day = progress.first_day()
         start_after = f"{folder.prefix}{first_day}/" if first_day else ""
         for object_key in _keys(s3, source.bucket, folder.prefix, start_after):
@@ -93,13 +95,17 @@ class TrailFileReader:
 
     def _read_object(self, s3: Any, bucket: str, object_key: str, result: PollResult) -> None:
         raw = s3.get_object(Bucket=bucket, Key=object_key)["Body"].read()
-        events = trail_file_events(raw, object_key, now_ms())
-        if events is None:
-            result.unreadable += 1
+        trail_file = read_trail_file(raw, object_key, now_ms())
+        if trail_file.problem:
+            result.skip(f"s3://{bucket}/{object_key}: {trail_file.problem}")
             return
-        result.add_page(events, self.store.write(events))
+        if trail_file.not_records:
+            result.skip(f"s3://{bucket}/{object_key}: {trail_file.not_records} record(s) not "
+                        "a JSON object", trail_file.not_records)
+        result.add_page(self.store.write(trail_file.events), trail_file.newest_ms)
 
-    def _drain_queue(self, s3: Any, sqs: Any, queue_url: str, result: PollResult) -> None:
+    def _drain_queue(self, s3: Any, sqs: Any, queue_url: str, result: PollResult,
+                     progress: Progress | None) -> None:
         while True:
             answer = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10,
                                          WaitTimeSeconds=0, VisibilityTimeout=300)
@@ -110,6 +116,8 @@ class TrailFileReader:
                 if self._handle_message(s3, message, result):
                     sqs.delete_message(QueueUrl=queue_url,
                                        ReceiptHandle=message["ReceiptHandle"])
+            if progress:  # a queue has no known end: the count moves, the bar waits
+                progress(result.stored, 0, 1)
 
     def _handle_message(self, s3: Any, message: dict[str, Any], result: PollResult) -> bool:
         """Read the files a notification names; False leaves it queued for a retry."""
@@ -126,6 +134,7 @@ class TrailFileReader:
                     return False
                 log_fields(log, logging.WARNING, "announced trail file is gone, skipped",
                            bucket=bucket, key=object_key)
+                result.skip(f"s3://{bucket}/{object_key}: announced, but no longer there")
         return True
 
 
@@ -144,48 +153,79 @@ def region_folders(s3: Any, source: TrailBucketSource) -> list[RegionFolder]:
     return folders
 
 
-def trail_file_events(raw: bytes, object_key: str, received_ms: int) -> list[Event] | None:
-    """The events of one trail file; [] for digests and empty files, None when unreadable."""
+@dataclass(slots=True)
+class TrailFile:
+    """The events of one trail file, or why it was left out."""
+
+    events: list[Event] = field(default_factory=list)
+    newest_ms: int | None = None  # the latest real eventTime (not an arrival time)
+    not_records: int = 0  # entries of `Records` that are not JSON objects
+    problem: str | None = None  # set when the whole file is skipped
+
+
+def read_trail_file(raw: bytes, object_key: str, received_ms: int) -> TrailFile:
+    """The events of one trail file; none for digests and empty files, or a `problem`."""
     if not raw.strip():
-        return []
+        return TrailFile()
     try:
         text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
         document = orjson.loads(text)
     except (OSError, EOFError, orjson.JSONDecodeError) as exc:
         log_fields(log, logging.WARNING, "trail file is not JSON, skipped", key=object_key,
                    error=str(exc))
-        return None
+        return TrailFile(problem=f"not JSON ({exc})")
     if not isinstance(document, dict) or "digestStartTime" in document:
-        return []
+        return TrailFile()
     records = document.get("Records")
     if not isinstance(records, list):
         log_fields(log, logging.WARNING, "trail file without Records, skipped", key=object_key)
-        return None
-    return [cloudtrail_event(record, fallback_ms=received_ms)
-            for record in records if isinstance(record, dict)]
+        return TrailFile(problem="no Records list")
+    usable = [record for record in records if isinstance(record, dict)]
+    return TrailFile([cloudtrail_event(record, fallback_ms=received_ms) for record in usable],
+                     newest_time_ms(record.get("eventTime") for record in usable),
+                     len(records) - len(usable))
 
 
 def notification_objects(body: str) -> list[tuple[str, str]]:
     """(bucket, key) pairs named by an S3 event notification, maybe wrapped in SNS.
 
-    Also understands CloudTrail's own SNS notice (`s3Bucket`, `s3ObjectKey`).
+    Also understands CloudTrail's own SNS notice (`s3Bucket`, `s3ObjectKey`). Anything
+    malformed in a message names nothing (the queue is anyone's to write to).
     """
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         return []
-    if isinstance(document, dict) and document.get("Type") == "Notification":
-        return notification_objects(str(document.get("Message", "")))
     if not isinstance(document, dict):
         return []
+    if document.get("Type") == "Notification":
+        return notification_objects(str(document.get("Message", "")))
     if "s3Bucket" in document:
-        return [(document["s3Bucket"], key) for key in document.get("s3ObjectKey", [])]
+        keys = document.get("s3ObjectKey")
+        return [(document["s3Bucket"], key) for key in keys if isinstance(key, str)] if (
+            isinstance(document["s3Bucket"], str) and isinstance(keys, list)) else []
+    records = document.get("Records")
     found = []
-    for record in document.get("Records", []):
-        s3 = record.get("s3") if isinstance(record, dict) else None
-        if isinstance(s3, dict) and str(record.get("eventName", "")).startswith("ObjectCreated"):
-            found.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
+    for record in records if isinstance(records, list) else []:
+        named = _s3_record_object(record)
+        if named:
+            found.append(named)
     return found
+
+
+def _s3_record_object(record: Any) -> tuple[str, str] | None:
+    """(bucket, key) of one `ObjectCreated` record of an S3 notification, or None."""
+    if not isinstance(record, dict) or not str(record.get("eventName", "")).startswith(
+            "ObjectCreated"):
+        return None
+    s3 = record.get("s3")
+    bucket = s3.get("bucket") if isinstance(s3, dict) else None
+    stored = s3.get("object") if isinstance(s3, dict) else None
+    name = bucket.get("name") if isinstance(bucket, dict) else None
+    key = stored.get("key") if isinstance(stored, dict) else None
+    if not isinstance(name, str) or not isinstance(key, str):
+        return None
+    return name, unquote_plus(key)
 
 
 def _subfolders(s3: Any, bucket: str, prefix: str) -> list[str]:

@@ -10,6 +10,7 @@ import pytest
 from sources.fake_aws import FakeAws, iso_ms
 from sources.support import FakeClock, count, sample_records
 
+from trailguard.errors import SourceError
 from trailguard.events import Event
 from trailguard.sources.aws import AccountSession, Pacer
 from trailguard.sources.checkpoints import Checkpoints
@@ -182,3 +183,22 @@ def test_pacer_spaces_calls_per_account_and_region() -> None:
         pacer.call(key, lambda k=key: moments.append((f"{k[0]}/{k[1]}", clock.now)))
     assert moments == [("a/us-east-1", 0.0), ("a/us-east-1", 0.5), ("a/us-east-1", 1.0),
                        ("a/eu-west-1", 1.0), ("b/us-east-1", 1.0)]
+
+
+def test_throttled_past_the_last_attempt_says_trailguards_attempts_and_wait(
+        aws_env: dict[str, str], fake_aws: FakeAws, samples: Path, store: DuckDBStore,
+        tmp_path: Path, clock: FakeClock, pacer: Pacer) -> None:
+    fake_aws.state.add_records(ACCOUNT, REGION, timed_records(samples, 3, T_2200))
+    fake_aws.state.throttle_page(ACCOUNT, REGION, page=1, times=8)
+    poller = make_poller(store, tmp_path / "data", pacer, MovingClock(T_2200 + 10 * MINUTE))
+
+    with pytest.raises(SourceError) as error:
+        poller.poll(session_for(), REGION)
+
+    # 8 attempts, 7 waits between them: 1 + 2 + 4 + 8 + 16 + 20 + 20 s
+    assert str(error.value).startswith(
+        "LookupEvents: still throttled by AWS after 8 attempts over 71 s of backoff "
+        "(ThrottlingException: Rate exceeded); the next poll resumes from the same page.")
+    assert "max retries" not in str(error.value)
+    assert [sleep for sleep in clock.sleeps if sleep >= 1] == [1, 2, 4, 8, 16, 20, 20]
+    assert Checkpoints(tmp_path / "data").get(f"lookup-events|{ACCOUNT}|{REGION}") is None

@@ -3,19 +3,26 @@ AWS on 127.0.0.1 (the LookupEvents/GuardDuty fake and moto's S3), real threads."
 
 from __future__ import annotations
 
+import gzip
+import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from sources.fake_aws import FakeAws
 from sources.support import count, sample_records
 
 from trailguard.events import Event
+from trailguard.ingest.documents import cloudtrail_event
+from trailguard.ingest.flatten import flatten
+from trailguard.sources import trail_files
 from trailguard.sources.checkpoints import Checkpoints
 from trailguard.sources.service import SourceService
 from trailguard.sources.settings import parse_sources
@@ -153,6 +160,10 @@ def test_stop_is_prompt_even_in_a_throttling_backoff(
     assert stopped and took < 1.0
     assert status["state"] == "stopped"
     assert status["last_poll"]["error"] == "stopped before the poll finished"
+    # the interrupted source is not left "running", nor counted as failed
+    assert (by_source(service)[LOOKUP]["state"], by_source(service)[LOOKUP]["totals"]) == (
+        "stopped", {"stored": 0, "duplicates": 0, "skipped": 0, "runs": 0, "failures": 0})
+    assert status["last_poll"]["failed"] == 0
     assert count(store) == 0
     assert Checkpoints(tmp_path / "data").get(f"lookup-events|{ACCOUNT}|{REGION}") is None
 
@@ -219,3 +230,55 @@ def test_polls_share_the_writer_with_concurrent_ingest(
 def test_iso_times_keep_milliseconds() -> None:
     assert iso(1_699_999_200_007) == "2023-11-14T22:00:00.007Z"
     assert iso(None) is None
+
+
+def test_a_crashing_source_is_finished_truthfully_in_status_and_log(
+        running: Callable[..., SourceService], fake_aws: FakeAws, samples: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Anything a source raises (here: the strict record conversion meeting a 300-level
+    record) fails that source; the next source runs and the status says so."""
+    fake_aws.state.add_records(ACCOUNT, REGION, recent_records(samples, [600, 500]))
+    records = sample_records(samples)
+    poisoned = boto3.client("s3", region_name=REGION)
+    bucket = f"poison-{uuid.uuid4().hex[:12]}"
+    poisoned.create_bucket(Bucket=bucket)
+    deep: dict[str, Any] = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    poisoned.put_object(Bucket=bucket, Key=f"AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/2023/11/14/"
+                        "x.json.gz", Body=gzip.compress(json.dumps(
+                            {"Records": [{**records[0], "requestParameters": deep}]}).encode()))
+    monkeypatch.setattr(trail_files, "cloudtrail_event", strict_ingest)
+    config = settings(cloudtrail_buckets=[{"bucket": bucket, "account": "a"},
+                                          {"bucket": "no-such-trail-bucket", "account": "a"}])
+    trailguard_log = logging.getLogger("trailguard")
+    trailguard_log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="trailguard"):
+            service = running(config)
+            wait_until(lambda: service.status()["polls_completed"] == 1)
+    finally:
+        trailguard_log.removeHandler(caplog.handler)
+
+    sources, status = by_source(service), service.status()
+    crashed = sources[f"s3://{bucket}/"]
+    assert (crashed["state"], crashed["progress"], crashed["totals"]["failures"]) == (
+        "failed", None, 1)
+    assert crashed["last_error"].startswith("IngestError: attribute 'requestParameters.a.a")
+    assert sources["s3://no-such-trail-bucket/"]["state"] == "failed"  # ran after it
+    assert sources[LOOKUP]["last_run"] == {"stored": 2, "duplicates": 0, "skipped": 0}
+    assert (status["last_poll"]["failed"], status["last_poll"]["error"]) == (2, None)
+    logged = {(r.getMessage(), r.fields.get("source")): r for r in caplog.records  # type: ignore
+              if r.getMessage() in ("source run", "source failed", "sources polled")}
+    run = logged[("source run", f"s3://{bucket}/")]
+    assert (run.levelname, run.fields["error"]) == ("WARNING", crashed["last_error"])  # type: ignore
+    failure = logged[("source failed", f"s3://{bucket}/")]
+    assert "nests deeper than the limit" in failure.fields["traceback"]  # type: ignore
+    assert logged[("sources polled", None)].fields["failed"] == 2  # type: ignore
+
+
+def strict_ingest(record: dict[str, Any], **options: Any) -> Any:
+    """The record conversion before ingest kept over-limit records as text: `flatten`'s
+    IngestError escapes. It stands for any exception nobody foresaw."""
+    flatten(record)
+    return cloudtrail_event(record, **options)

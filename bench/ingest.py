@@ -181,8 +181,8 @@ def _send_all(server: _Server, templates: list[bytes], args: argparse.Namespace,
     for thread in threads:
         thread.start()
     while any(thread.is_alive() for thread in threads):
-        threads[0].join(timeout=60)
-        if threads[0].is_alive() or any(thread.is_alive() for thread in threads):
+        next(thread for thread in threads if thread.is_alive()).join(timeout=60)
+        if any(thread.is_alive() for thread in threads):
             server_kib, workers_kib = server.peak_rss_kib()
             seconds = time.perf_counter() - started
             print(f"  {sum(acked):>10,} events acknowledged after {seconds:5.0f} s "

@@ -60,9 +60,10 @@ def test_bars_end_with_the_summarys_counts_queue_and_failures_included(
     sqs = boto3.client("sqs", region_name=REGION)
     queue_url = sqs.create_queue(QueueName=f"q-{bucket}")["QueueUrl"]
     for name in ("a", "b"):
+        created = {"name": bucket}, {"key": f"{FOLDER}{name}.json.gz"}
         sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": [{
-            "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": bucket},
-                                                     "object": {"key": f"{FOLDER}{name}.json.gz"}}}]}))
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": created[0], "object": created[1]}}]}))
     # malformed: used to raise KeyError out of the bucket's run
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(
         {"Records": [{"eventName": "ObjectCreated:Put", "s3": {"object": {}}}]}))

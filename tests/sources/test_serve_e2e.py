@@ -189,7 +189,8 @@ def test_serve_polls_on_its_own_shows_status_and_resumes_after_restart(
     assert after[LOOKUP]["totals"]["stored"] == 0
     assert after[LOOKUP]["last_run"]["duplicates"] == 4  # the events inside the overlap
     assert after[FINDINGS]["last_run"] == {"stored": 0, "duplicates": 1, "skipped": 0}
-    assert after[f"s3://{_bucket(after)}/"]["last_run"] == {"stored": 0, "duplicates": 0, "skipped": 0}
+    assert after[f"s3://{_bucket(after)}/"]["last_run"] == {"stored": 0, "duplicates": 0,
+                                                            "skipped": 0}
 
 
 def _bucket(sources: dict[str, Any]) -> str:

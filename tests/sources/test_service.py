@@ -111,7 +111,8 @@ def test_polls_store_each_event_once_and_status_counts_them(
     assert list(second) == ["credentials a", LOOKUP, FINDINGS]
     assert first[LOOKUP]["last_run"] == {"stored": 7, "duplicates": 0, "skipped": 0}
     assert second[LOOKUP]["last_run"] == {"stored": 2, "duplicates": 3, "skipped": 0}
-    assert second[LOOKUP]["totals"] == {"stored": 9, "duplicates": 3, "skipped": 0, "runs": 2, "failures": 0}
+    assert second[LOOKUP]["totals"] == {"stored": 9, "duplicates": 3, "skipped": 0, "runs": 2,
+                                        "failures": 0}
     assert (second[LOOKUP]["state"], second[LOOKUP]["last_error"]) == ("ok", None)
     assert second[LOOKUP]["newest_event_at"] == late[1]["eventTime"].replace("Z", ".000Z")
     assert 29 <= second[LOOKUP]["lag_seconds"] < 60
@@ -271,7 +272,8 @@ def test_a_crashing_source_is_finished_truthfully_in_status_and_log(
     logged = {(r.getMessage(), r.fields.get("source")): r for r in caplog.records  # type: ignore
               if r.getMessage() in ("source run", "source failed", "sources polled")}
     run = logged[("source run", f"s3://{bucket}/")]
-    assert (run.levelname, run.fields["error"]) == ("WARNING", crashed["last_error"])  # type: ignore
+    assert run.levelname == "WARNING"
+    assert run.fields["error"] == crashed["last_error"]  # type: ignore
     failure = logged[("source failed", f"s3://{bucket}/")]
     assert "nests deeper than the limit" in failure.fields["traceback"]  # type: ignore
     assert logged[("sources polled", None)].fields["failed"] == 2  # type: ignore

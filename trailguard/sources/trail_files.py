@@ -24,8 +24,10 @@ from urllib.parse import unquote_plus
 import orjson
 from botocore.exceptions import ClientError
 
+from trailguard.errors import IngestError
 from trailguard.events import Event
 from trailguard.ingest.documents import cloudtrail_event
+from trailguard.ingest.payloads import split_json_documents
 from trailguard.logs import log_fields
 from trailguard.sources.aws import AccountSession, error_code
 from trailguard.sources.checkpoints import Checkpoints, checkpoint_key
@@ -163,17 +165,26 @@ class TrailFile:
     problem: str | None = None  # set when the whole file is skipped
 
 
+def _not_json(object_key: str, reason: str) -> TrailFile:
+    log_fields(log, logging.WARNING, "trail file is not JSON, skipped", key=object_key,
+               error=reason)
+    return TrailFile(problem=f"not JSON ({reason})")
+
+
 def read_trail_file(raw: bytes, object_key: str, received_ms: int) -> TrailFile:
     """The events of one trail file; none for digests and empty files, or a `problem`."""
     if not raw.strip():
         return TrailFile()
     try:
-        text = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-        document = orjson.loads(text)
-    except (OSError, EOFError, orjson.JSONDecodeError) as exc:
-        log_fields(log, logging.WARNING, "trail file is not JSON, skipped", key=object_key,
-                   error=str(exc))
-        return TrailFile(problem=f"not JSON ({exc})")
+        text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode("utf-8")
+        # The import's lenient reading: NaN, 1e400 and 65-bit integers keep their spelling,
+        # and a lone surrogate reaches its record, which is then kept as text on its own.
+        documents = split_json_documents(text, lenient=True)
+    except (OSError, EOFError, UnicodeDecodeError, IngestError) as exc:
+        return _not_json(object_key, str(exc))
+    if documents is None or len(documents) != 1:
+        return _not_json(object_key, "not one JSON document")
+    document = documents[0]
     if not isinstance(document, dict) or "digestStartTime" in document:
         return TrailFile()
     records = document.get("Records")

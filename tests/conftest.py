@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,21 @@ from trailguard.store import DuckDBStore
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = REPO_ROOT.parent / "shared"
 SAMPLES = SHARED / "samples"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_trailguard_logger() -> Iterator[None]:
+    """Undo what an in-process CLI run's `setup_logging` did to the "trailguard" logger.
+
+    It sets a level, stops propagation and writes to the stderr of the moment (which
+    pytest closes after that test), so later tests would lose INFO records from caplog
+    and print "I/O operation on closed file".
+    """
+    yield
+    logger = logging.getLogger("trailguard")
+    logger.handlers[:] = []
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
 
 
 @pytest.fixture(scope="session")

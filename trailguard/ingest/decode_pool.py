@@ -61,8 +61,8 @@ def decode_firehose_rows(body: bytes, headers: Mapping[str, str],
 
     Runs in a worker process; raises `IngestError` exactly as `decode_request` does.
     """
-    batch = decode_request(body, headers, limits)
-    return batch.request_id, batch.delivery_key, table_to_ipc(events_to_table(batch.events))
+    decoded = decode_in_process(body, headers, limits)
+    return decoded.request_id, decoded.delivery_key, table_to_ipc(decoded.table)
 
 
 def decode_in_process(body: bytes, headers: Mapping[str, str], limits: Limits) -> DecodedDelivery:

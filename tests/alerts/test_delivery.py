@@ -282,8 +282,9 @@ def test_a_poisoned_destination_fails_alone_and_the_webhook_is_delivered(
                for line in _log_lines(caplog))
 
 
+@pytest.mark.parametrize("line_break", ["\r\n", "\u2028", "\u2029", "\x85"])
 def test_a_facet_with_line_breaks_cannot_add_mail_headers(tmp_path, smtp_receiver,
-                                                          monkeypatch):
+                                                          monkeypatch, line_break):
     monkeypatch.setenv("TG_SMTP_USER", SMTP_USER)
     monkeypatch.setenv("TG_SMTP_PASSWORD", SMTP_PASSWORD)
     config = _config([Destination("mail", "email", {
@@ -291,7 +292,9 @@ def test_a_facet_with_line_breaks_cannot_add_mail_headers(tmp_path, smtp_receive
         "username_env": "TG_SMTP_USER", "password_env": "TG_SMTP_PASSWORD",
         "from": "trailguard@example.com", "to": ["oncall@example.com"]})])
     store = IncidentStore(tmp_path / ALERTS_FILE)
-    _open(store, config, facet="host-a\r\nBcc: evil@example.net")
+    # Unicode line breaks too: Python's e-mail headers refuse them, which would leave the
+    # notification failing forever (an attacker-chosen userAgent could stop e-mail alerts).
+    _open(store, config, facet=f"host-a{line_break}Bcc: evil@example.net")
     assert Deliverer(store, config, clock=lambda: T0).deliver_due() == 1
     [(_, recipients, message)] = smtp_receiver.wait_for(1)
     assert recipients == ["oncall@example.com"] and message["Bcc"] is None

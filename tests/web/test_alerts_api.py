@@ -348,6 +348,7 @@ MAIL = {"name": "oncall-mail", "type": "email", "host": "127.0.0.1", "port": 252
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"from": "a@b.c\r\nBcc: evil@x.y"}, "`from` must be one line without control characters"),
+    ({"from": "a\u2028b@c.d"}, "`from` must be one line without control characters"),
     ({"to": ["ok@example.com", "b@c.d\nBcc: evil@x.y"]},
      "`to[1]` must be one line without control characters"),
     ({"to": "b@c.d\r\nBcc: evil@x.y"}, "`to` must be one line without control characters"),

@@ -38,9 +38,10 @@ PAGERDUTY_ACTIONS = {"opened": "trigger", "escalated": "trigger",
                      "acknowledged": "acknowledge", "closed": "resolve"}
 NOTIFICATION_ID_HEADER = "X-Trailguard-Notification-Id"
 TIMEOUT_S = 10.0
-# A rendered Subject can hold facet values from log data: control characters would break
-# or inject mail headers, so each run of them becomes one space.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+# A rendered Subject can hold facet values from log data: control characters, and the
+# Unicode line breaks Python's e-mail headers also refuse (NEL, LS, PS), would break or
+# inject mail headers, so each run of them becomes one space.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 
 # httpx logs every request URL at INFO; a Slack or webhook URL is a secret.
 quiet_http_client_logs()

@@ -38,7 +38,7 @@ SECONDS_LIMITS = {"thresholdDuration": (1, 86_400), "aggregationWindow": (1, 7_2
                   "expirationDuration": (1, 172_800),
                   "violationTimeLimitSeconds": (1, 2_592_000)}
 # Characters that would end a mail header line or smuggle another header in.
-_HEADER_BREAKS = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")  # also NEL, LS, PS
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
 # The setting that names the variable holding a secret written into a destination (a
 # Slack token is part of its incoming-webhook URL: there is no `token_env`).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 
@@ -20,10 +21,21 @@ class KeyValueFormatter(logging.Formatter):
         return " ".join(parts)
 
 
+# Characters a terminal or log viewer would take as a line break or a control sequence:
+# written as escapes, so a value from a request cannot forge or hide a log line.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
 def _quote(text: str) -> str:
-    if text and not any(char in text for char in ' "=\n'):
+    if text and not any(char in text for char in ' "=') and not _UNSAFE.search(text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + _UNSAFE.sub(_escape, escaped) + '"'
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return "\\n" if char == "\n" else f"\\u{ord(char):04x}"
 
 
 # HTTP client libraries that log each request's URL at INFO (alert destinations' URLs are

@@ -524,6 +524,16 @@ def test_a_query_that_does_not_aggregate_is_refused(api, query):
                               "count(*) or SELECT max(x), not list events"}
 
 
+@pytest.mark.parametrize("query", ["FROM Log SELECT count(*), max(detail.severity)",
+                                   "FROM Log SELECT percentile(detail.severity, 50, 90)"])
+def test_a_query_with_more_than_one_value_is_refused(api, query):
+    _setup_routing(api)
+    error = api.call("POST", "/conditions", {**CONDITION, "name": "two",
+                                             "nrql": {"query": query}}, 400)
+    assert error == {"error": "condition 'two': `nrql.query` must yield one value (one "
+                              "aggregate, one percentile), not 2"}
+
+
 def test_errors_name_the_condition_once(api):
     _setup_routing(api)
     error = api.call("POST", "/conditions", {

@@ -198,6 +198,11 @@ def _query(raw: dict[str, Any], context: str) -> str:
         # A condition compares one number per window (and FACET value) with its thresholds.
         raise AlertError(f"{context}: `nrql.query` must aggregate, e.g. SELECT count(*) or "
                          "SELECT max(x), not list events")
+    values = [out for out in compiled.plan.outputs if out.key not in compiled.plan.facet_keys]
+    if len(values) != 1:
+        # New Relic too: a condition's query yields one value per window and signal.
+        raise AlertError(f"{context}: `nrql.query` must yield one value (one aggregate, "
+                         f"one percentile), not {len(values)}")
     return query.strip()
 
 

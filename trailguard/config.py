@@ -8,6 +8,7 @@ the environment, or are generated once and kept in the data directory.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -113,12 +114,25 @@ def _convert(name: str, raw: Any) -> Any:
         return Path(str(raw)).expanduser()
     if name in _MINIMUMS:
         return _whole_number(name, raw)
+    if name == "store_memory_limit":
+        return _memory_size(raw)
     if name == "log_level":
         level = str(raw).strip().lower()
         if level not in LOG_LEVELS:
             raise ValueError(f"{raw!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
         return level
     return str(raw)
+
+
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
+
+
+def _memory_size(raw: Any) -> str:
+    """A DuckDB memory_limit such as "2GB" or "512MiB" ("" keeps DuckDB's default)."""
+    text = str(raw).strip()
+    if text and not _MEMORY_SIZE.fullmatch(text):
+        raise ValueError(f"must be a size such as 512MB or 2GB, not {text!r}")
+    return text
 
 
 def _whole_number(name: str, raw: Any) -> int:

@@ -297,7 +297,7 @@ def test_condition_validation_names_the_field(api, change, message):
     ({"name": "s", "type": "slack", "url_env": HOOK_ENV, "channel": "#sec"},
      "unknown field `channel` in a destination"),
     ({"name": "s", "type": "slack", "url_env": HOOK_ENV, "host": "127.0.0.1"},
-     "`host` is not a setting of a slack destination"),
+     "`host` is not a setting of slack destinations"),
     ({"name": "s", "type": "slack", "url_env": "SLACK_URL"},
      "`url_env` must name a variable starting with TRAILGUARD_ALERT_S__"),
     ({"name": "s", "type": "slack", "url_env": "https://hooks.invalid/x"},

@@ -160,11 +160,11 @@ def destination_from_json(body: Any) -> Destination:
     settings = {key: value for key, value in raw.items() if key not in ("name", "type")}
     extra = sorted(set(settings) - set(DESTINATION_KEYS[kind]))
     if extra:
-        raise AlertError(f"`{extra[0]}` is not a setting of a {kind} destination (settings: "
+        raise AlertError(f"`{extra[0]}` is not a setting of {kind} destinations (settings: "
                          f"{', '.join(DESTINATION_KEYS[kind])})")
     for key in REQUIRED_SETTINGS[kind]:
         if settings.get(key) in (None, "", []):
-            raise AlertError(f"`{key}` is required for a {kind} destination")
+            raise AlertError(f"`{key}` is required for {kind} destinations")
     _env_settings(name, settings)
     _template_settings(settings)
     if kind == "email":

@@ -79,14 +79,18 @@ def test_webhook_slack_pagerduty_one_request_each_then_resolve(tmp_path, http_re
     assert requests[5][1]["dedup_key"] == "trailguard-incident-1"
 
 
-def test_email_over_starttls_with_auth(tmp_path, smtp_receiver, monkeypatch):
+
+def _mail(smtp_receiver, monkeypatch, password: str = SMTP_PASSWORD, **settings) -> Destination:
+    """An e-mail destination that logs in to the test SMTP server over TLS it trusts."""
     monkeypatch.setenv("TG_SMTP_USER", SMTP_USER)
-    monkeypatch.setenv("TG_SMTP_PASSWORD", SMTP_PASSWORD)
-    config = _config([Destination("mail", "email", {
-        "host": "127.0.0.1", "port": smtp_receiver.port, "starttls": True,
-        "ca_file": str(smtp_receiver.ca_file), "username_env": "TG_SMTP_USER",
-        "password_env": "TG_SMTP_PASSWORD", "from": "trailguard@example.com",
-        "to": ["oncall@example.com", "sec@example.com"]})])
+    monkeypatch.setenv("TG_SMTP_PASSWORD", password)
+    return Destination("mail", "email", {
+        "host": "127.0.0.1", "port": smtp_receiver.port, "ca_file": str(smtp_receiver.ca_file),
+        "username_env": "TG_SMTP_USER", "password_env": "TG_SMTP_PASSWORD",
+        "from": "trailguard@example.com", "to": ["oncall@example.com"], **settings})
+def test_email_over_starttls_with_auth(tmp_path, smtp_receiver, monkeypatch):
+    config = _config([_mail(smtp_receiver, monkeypatch, starttls=True,
+                            to=["oncall@example.com", "sec@example.com"])])
     store = IncidentStore(tmp_path / ALERTS_FILE)
     _open(store, config, facet="i-0abc")
     assert Deliverer(store, config, clock=lambda: T0).deliver_due() == 1
@@ -101,12 +105,8 @@ def test_email_over_starttls_with_auth(tmp_path, smtp_receiver, monkeypatch):
 
 def test_wrong_smtp_password_fails_without_retry_and_without_logging_it(
         tmp_path, smtp_receiver, monkeypatch, caplog):
-    monkeypatch.setenv("TG_SMTP_USER", SMTP_USER)
-    monkeypatch.setenv("TG_SMTP_PASSWORD", "not-the-password-xyz")
-    config = _config([Destination("mail", "email", {
-        "host": "127.0.0.1", "port": smtp_receiver.port, "ca_file": str(smtp_receiver.ca_file),
-        "username_env": "TG_SMTP_USER", "password_env": "TG_SMTP_PASSWORD",
-        "from": "trailguard@example.com", "to": "oncall@example.com"})])
+    config = _config([_mail(smtp_receiver, monkeypatch, password="not-the-password-xyz",
+                            to="oncall@example.com")])
     store = IncidentStore(tmp_path / ALERTS_FILE)
     _open(store, config)
     with caplog.at_level(logging.INFO, logger="trailguard.alerts"):
@@ -219,12 +219,7 @@ def test_a_replay_after_a_crash_carries_the_same_notification_id(tmp_path, http_
 
 
 def test_email_carries_the_notification_id_as_message_id(tmp_path, smtp_receiver, monkeypatch):
-    monkeypatch.setenv("TG_SMTP_USER", SMTP_USER)
-    monkeypatch.setenv("TG_SMTP_PASSWORD", SMTP_PASSWORD)
-    config = _config([Destination("mail", "email", {
-        "host": "127.0.0.1", "port": smtp_receiver.port, "ca_file": str(smtp_receiver.ca_file),
-        "username_env": "TG_SMTP_USER", "password_env": "TG_SMTP_PASSWORD",
-        "from": "trailguard@example.com", "to": "oncall@example.com"})])
+    config = _config([_mail(smtp_receiver, monkeypatch, to="oncall@example.com")])
     store = IncidentStore(tmp_path / ALERTS_FILE)
     _open(store, config)
     assert Deliverer(store, config, clock=lambda: T0).deliver_due() == 1
@@ -285,12 +280,7 @@ def test_a_poisoned_destination_fails_alone_and_the_webhook_is_delivered(
 @pytest.mark.parametrize("line_break", ["\r\n", "\u2028", "\u2029", "\x85"])
 def test_a_facet_with_line_breaks_cannot_add_mail_headers(tmp_path, smtp_receiver,
                                                           monkeypatch, line_break):
-    monkeypatch.setenv("TG_SMTP_USER", SMTP_USER)
-    monkeypatch.setenv("TG_SMTP_PASSWORD", SMTP_PASSWORD)
-    config = _config([Destination("mail", "email", {
-        "host": "127.0.0.1", "port": smtp_receiver.port, "ca_file": str(smtp_receiver.ca_file),
-        "username_env": "TG_SMTP_USER", "password_env": "TG_SMTP_PASSWORD",
-        "from": "trailguard@example.com", "to": ["oncall@example.com"]})])
+    config = _config([_mail(smtp_receiver, monkeypatch)])
     store = IncidentStore(tmp_path / ALERTS_FILE)
     # Unicode line breaks too: Python's e-mail headers refuse them, which would leave the
     # notification failing forever (an attacker-chosen userAgent could stop e-mail alerts).

@@ -3,7 +3,6 @@ AWS on 127.0.0.1 (the LookupEvents/GuardDuty fake and moto's S3), real threads."
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import json
 import logging
@@ -92,18 +91,6 @@ def running(aws_env: dict[str, str], tmp_path: Path,
         service.stop()
 
 
-
-@contextlib.contextmanager
-def trailguard_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Capture trailguard's INFO logs (its logger does not propagate to the root)."""
-    trailguard_log = logging.getLogger("trailguard")
-    trailguard_log.addHandler(caplog.handler)
-    try:
-        with caplog.at_level(logging.INFO, logger="trailguard"):
-            yield
-    finally:
-        trailguard_log.removeHandler(caplog.handler)
-
 def test_polls_store_each_event_once_and_status_counts_them(
         running: Callable[..., SourceService], fake_aws: FakeAws, samples: Path,
         store: DuckDBStore) -> None:
@@ -187,7 +174,7 @@ def test_a_failing_source_is_reported_and_the_others_still_run(
         caplog: pytest.LogCaptureFixture) -> None:
     fake_aws.state.add_records(ACCOUNT, REGION, recent_records(samples, [600, 500]))
     config = settings(cloudtrail_buckets=[{"bucket": "no-such-trail-bucket", "account": "a"}])
-    with trailguard_logs(caplog):
+    with caplog.at_level(logging.INFO, logger="trailguard"):
         service = running(config)
         wait_until(lambda: service.status()["polls_completed"] == 1)
 
@@ -260,7 +247,7 @@ def test_a_crashing_source_is_finished_truthfully_in_status_and_log(
     monkeypatch.setattr(trail_files, "cloudtrail_event", strict_ingest)
     config = settings(cloudtrail_buckets=[{"bucket": bucket, "account": "a"},
                                           {"bucket": "no-such-trail-bucket", "account": "a"}])
-    with trailguard_logs(caplog):
+    with caplog.at_level(logging.INFO, logger="trailguard"):
         service = running(config)
         wait_until(lambda: service.status()["polls_completed"] == 1)
 

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 DATABASE_FILE = "trailguard.duckdb"
 
 
-
 class DuckDBStore:
     """Events in a DuckDB file. Writes are serialised; reads run on their own cursors."""
 

@@ -74,9 +74,9 @@ def generate(directory: Path, events: int) -> None:
                "ap-northeast-1", "sa-east-1", "ca-central-1", "us-east-2", "eu-north-1",
                "af-south-1", "me-south-1"]
     connection.execute(f"""
-        INSERT INTO events (event_type, timestamp, dedup_key, a_provider, a_eventname,
+        INSERT INTO events (event_type, timestamp, a_provider, a_eventname,
                             a_awsregion, a_sourceipaddress, a_errorcode, attrs)
-        SELECT 'InfrastructureEvent', {NOW_MS} - 1 - (i * 7919) % {DAY_MS}, NULL, 'CloudTrail',
+        SELECT 'InfrastructureEvent', {NOW_MS} - 1 - (i * 7919) % {DAY_MS}, 'CloudTrail',
                ({names!r})[1 + (i * 31) % {len(names)}],
                ({regions!r})[1 + ((i * 17) % 97) % {len(regions)}],
                '198.51.' || ((i * 13) % 256) || '.' || ((i * 7) % 200),

@@ -12,7 +12,7 @@ import pytest
 from trailguard.events import Event
 from trailguard.store.base import QueryResult
 from trailguard.store.duckdb_store import DuckDBStore
-from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_COLUMNS, TABLE
+from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, DEDUP_COLUMN, HOT_COLUMNS, TABLE
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 NOW_MS = 1_700_000_000_000   # 2023-11-14T22:13:20Z, the clock every test query runs at
@@ -60,8 +60,9 @@ class ChdbStore:
         table = f"{self.database}.{TABLE}"
         session.query(f"CREATE TABLE {table} ({', '.join(columns)}) ENGINE = Memory")
         parquet = workdir / "events.parquet"
-        source.read(f"COPY (SELECT * REPLACE (CAST({ATTRS_COLUMN} AS VARCHAR) AS {ATTRS_COLUMN}) "
-                    f"FROM {TABLE}) TO '{parquet}' (FORMAT parquet)", {})
+        source.read(f"COPY (SELECT * EXCLUDE ({DEDUP_COLUMN}) REPLACE (CAST({ATTRS_COLUMN} "
+                    f"AS VARCHAR) AS {ATTRS_COLUMN}) FROM {TABLE}) TO '{parquet}' "
+                    "(FORMAT parquet)", {})
         session.query(f"INSERT INTO {table} SELECT * FROM file('{parquet}', Parquet)")
 
     @classmethod

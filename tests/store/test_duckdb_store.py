@@ -119,3 +119,34 @@ def test_second_process_and_missing_data_get_actionable_errors(store, tmp_path: 
         DuckDBStore(tmp_path, read_only=True)
     with pytest.raises(StoreError, match="no trailguard data"):
         DuckDBStore(tmp_path / "empty", read_only=True)
+
+
+def test_a_store_with_key_text_is_upgraded_and_still_recognises_its_events(tmp_path: Path):
+    # The layout trailguard wrote before content keys became digests: the key text in
+    # events.dedup_key and again in an indexed dedup_keys table.
+    import duckdb
+
+    from trailguard.store.schema import create_statements
+
+    stored = cloudtrail_event(ct("old-1"))
+    connection = duckdb.connect(str(tmp_path / "trailguard.duckdb"))
+    events_ddl = create_statements()[0].replace('"dedup_hash" UHUGEINT', '"dedup_key" VARCHAR')
+    connection.execute(events_ddl)
+    connection.execute("CREATE TABLE dedup_keys (key VARCHAR PRIMARY KEY)")
+    connection.execute("INSERT INTO events (event_type, timestamp, dedup_key, a_eventid) "
+                       "VALUES ('InfrastructureEvent', $ts, $key, 'old-1')",
+                       {"ts": stored.timestamp, "key": stored.dedup_key})
+    connection.execute("INSERT INTO dedup_keys VALUES ($key)", {"key": stored.dedup_key})
+    connection.close()
+
+    store = DuckDBStore(tmp_path)
+    try:
+        again = store.write([cloudtrail_event(ct("old-1")), cloudtrail_event(ct("new-1"))])
+        tables = store.read("SELECT table_name FROM duckdb_tables() ORDER BY 1", {}).rows
+        counted = results(store, f"FROM InfrastructureEvent SELECT count(*) {EVER}")
+    finally:
+        store.close()
+
+    assert (again.stored, again.duplicates) == (1, 1)
+    assert tables == [("delivery_requests",), ("events",)]
+    assert counted == [{"count": 2}]

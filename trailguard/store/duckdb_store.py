@@ -15,7 +15,13 @@ from trailguard.errors import StoreBusyError, StoreError
 from trailguard.events import Event
 from trailguard.store.arrow_rows import DEDUP_KEY_COLUMN, events_to_table
 from trailguard.store.base import Delivery, QueryResult, WriteResult
-from trailguard.store.schema import TABLE, create_statements
+from trailguard.store.schema import (
+    DEDUP_COLUMN,
+    DEDUP_DIGEST_SQL,
+    TABLE,
+    create_statements,
+    upgrade_statements,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +59,29 @@ class DuckDBStore:
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
         if not read_only:
-            for statement in create_statements():
-                self._connection.execute(statement)
+            self._prepare_schema()
+
+    def _prepare_schema(self) -> None:
+        """Create the tables, or bring a store written by an earlier version up to date."""
+        connection = self._connection
+        for statement in create_statements():
+            connection.execute(statement)
+        columns = {row[0] for row in connection.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = $table",
+            {"table": TABLE}).fetchall()}
+        steps = upgrade_statements(columns)
+        if not steps:
+            return
+        log.info("upgrading the store's de-duplication keys to digests (once; may take "
+                 "a while on a big store)")
+        try:
+            connection.execute("BEGIN TRANSACTION")
+            for statement in steps:
+                connection.execute(statement)
+            connection.execute("COMMIT")
+        except duckdb.Error as exc:
+            _rollback(connection)
+            raise StoreError(f"cannot upgrade {self.path}: {exc}") from exc
 
     def write(self, events: list[Event], request_id: str | None = None,
               received_ms: int = 0) -> WriteResult:
@@ -85,24 +112,18 @@ class DuckDBStore:
         return results
 
     def expire(self, event_type: str, before_ms: int) -> int:
-        """Delete `event_type` events older than `before_ms`, with their content keys.
+        """Delete `event_type` events older than `before_ms`.
 
-        Dropping the keys too keeps `dedup_keys` bounded; an expired event delivered
-        again is stored again, and expires again at the next run.
+        Content keys live in the events' own rows, so they go with them: an expired
+        event delivered again is stored again, and expires again at the next run.
         """
         params = {"type": event_type, "before": before_ms}
-        where = "event_type = $type AND timestamp < $before"
         with self._write_lock:
-            connection = self._connection
             try:
-                connection.execute("BEGIN TRANSACTION")
-                connection.execute("DELETE FROM dedup_keys WHERE key IN (SELECT dedup_key FROM "
-                                   f"{TABLE} WHERE {where} AND dedup_key IS NOT NULL)", params)
-                deleted = connection.execute(f"DELETE FROM {TABLE} WHERE {where}",
-                                             params).fetchone()
-                connection.execute("COMMIT")
+                deleted = self._connection.execute(
+                    f"DELETE FROM {TABLE} WHERE event_type = $type AND timestamp < $before",
+                    params).fetchone()
             except duckdb.Error as exc:
-                _rollback(connection)
                 raise StoreError(f"cannot expire events in {self.path}: {exc}") from exc
         return int(deleted[0]) if deleted else 0
 
@@ -152,24 +173,19 @@ class DuckDBStore:
             keys = table.column(DEDUP_KEY_COLUMN).to_pylist()
             pending.append((index, table, keys, _first_sightings(keys, seen_keys)))
 
-        claimed = self._claim_dedup_keys([key for _, _, keys, first in pending
-                                          for key, new in zip(keys, first, strict=True)
-                                          if new and key is not None])
+        stored_before = self._stored_keys([key for _, _, keys, first in pending
+                                           for key, new in zip(keys, first, strict=True)
+                                           if new and key is not None])
         fresh: list[pa.Table] = []
         for index, table, keys, first in pending:
-            keep = [new and (key is None or key in claimed)
+            keep = [new and (key is None or key not in stored_before)
                     for key, new in zip(keys, first, strict=True)]
             stored = sum(keep)
             results[index] = WriteResult(stored, len(keys) - stored)
             if stored:
                 fresh.append(table if stored == len(keys) else table.filter(pa.array(keep)))
         if fresh:
-            self._connection.register("incoming_batch", pa.concat_tables(fresh))
-            try:
-                self._connection.execute(
-                    f"INSERT INTO {TABLE} BY NAME SELECT * FROM incoming_batch")
-            finally:
-                self._connection.unregister("incoming_batch")
+            self._insert(pa.concat_tables(fresh))
         return [result for result in results if result is not None]
 
     def _claim_request(self, delivery: Delivery, claimed_in_group: set[str]) -> bool:
@@ -185,17 +201,33 @@ class DuckDBStore:
         ).fetchall()
         return bool(claimed)
 
-    def _claim_dedup_keys(self, keys: list[str]) -> set[str]:
-        """Those of `keys` (content keys) that were not stored before, now claimed."""
+    def _stored_keys(self, keys: list[str]) -> set[str]:
+        """Those of `keys` (content keys) whose event is already stored.
+
+        One scan of the digest column, joined against the few incoming keys (the small
+        side of the join is the one DuckDB builds its hash table from).
+        """
         if not keys:
             return set()
-        self._connection.register("incoming_keys", pa.table({"key": pa.array(keys, pa.string())}))
+        digest = DEDUP_DIGEST_SQL.format(key="incoming.key")
+        self._connection.register("incoming_keys",
+                                  pa.table({"key": pa.array(keys, pa.string())}))
         try:
             return {row[0] for row in self._connection.execute(
-                "INSERT INTO dedup_keys SELECT key FROM incoming_keys "
-                "ON CONFLICT DO NOTHING RETURNING key").fetchall()}
+                f"SELECT DISTINCT incoming.key FROM incoming_keys AS incoming "
+                f"JOIN {TABLE} AS stored ON stored.{DEDUP_COLUMN} = {digest}").fetchall()}
         finally:
             self._connection.unregister("incoming_keys")
+
+    def _insert(self, table: pa.Table) -> None:
+        digest = DEDUP_DIGEST_SQL.format(key=DEDUP_KEY_COLUMN)
+        self._connection.register("incoming_batch", table)
+        try:
+            self._connection.execute(
+                f"INSERT INTO {TABLE} BY NAME SELECT * EXCLUDE ({DEDUP_KEY_COLUMN}), "
+                f"{digest} AS {DEDUP_COLUMN} FROM incoming_batch")
+        finally:
+            self._connection.unregister("incoming_batch")
 
 
 def _rollback(connection: duckdb.DuckDBPyConnection) -> None:

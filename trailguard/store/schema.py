@@ -68,8 +68,18 @@ if len({hot.column for hot in HOT_COLUMNS}) != len(HOT_COLUMNS):
 BASE_COLUMNS = (
     ("event_type", "VARCHAR NOT NULL"),
     ("timestamp", "BIGINT NOT NULL"),
-    ("dedup_key", "VARCHAR"),
 )
+
+# An event's content key (see `Event.dedup_key`) as a 128-bit digest: a re-delivered
+# event is recognised by finding its digest among the stored ones. A column of fixed-size
+# numbers scans and joins far faster than the key text, and needs no index (DuckDB's
+# primary-key index grew slower with every key: claiming 20,000 keys took 210 ms at 1M
+# stored keys and 400 ms at 3M; the semi-join over this column stays near 60 ms).
+DEDUP_COLUMN = "dedup_hash"
+# The SQL that turns the key text into the digest. MD5 is enough here: no key text can be
+# steered towards another's digest, because the text ends in a SHA-256 digest of the
+# event's content (CloudTrail records, findings) or is an id AWS assigned (EventBridge).
+DEDUP_DIGEST_SQL = "md5_number({key})"
 
 
 # The whole original JSON (`message`) and the other attributes (`attrs`) are most of
@@ -90,12 +100,28 @@ def create_statements() -> list[str]:
     Built only from the constant names above, never from user input.
     """
     columns = [f'"{name}" {sql_type}' for name, sql_type in BASE_COLUMNS]
+    columns.append(f'"{DEDUP_COLUMN}" UHUGEINT')
     columns += [f'"{hot.column}" {hot.sql_type}{_compression(hot.column)}'
                 for hot in HOT_COLUMNS]
     columns.append(f'"{ATTRS_COLUMN}" JSON{_compression(ATTRS_COLUMN)}')
     return [
         f'CREATE TABLE IF NOT EXISTS {TABLE} ({", ".join(columns)})',
-        "CREATE TABLE IF NOT EXISTS dedup_keys (key VARCHAR PRIMARY KEY)",
         ("CREATE TABLE IF NOT EXISTS delivery_requests ("
         "request_id VARCHAR PRIMARY KEY, received_ms BIGINT NOT NULL, events INTEGER NOT NULL)"),
+    ]
+
+
+def upgrade_statements(event_columns: set[str]) -> list[str]:
+    """DDL that brings a store written by an earlier trailguard up to this schema.
+
+    Before digests, content keys were kept as text in `events.dedup_key` and again in
+    a `dedup_keys` table with a primary-key index.
+    """
+    if "dedup_key" not in event_columns or DEDUP_COLUMN in event_columns:
+        return []
+    digest = DEDUP_DIGEST_SQL.format(key="dedup_key")
+    return [
+        f"ALTER TABLE {TABLE} ALTER COLUMN dedup_key SET DATA TYPE UHUGEINT USING {digest}",
+        f"ALTER TABLE {TABLE} RENAME COLUMN dedup_key TO {DEDUP_COLUMN}",
+        "DROP TABLE IF EXISTS dedup_keys",
     ]

@@ -4,9 +4,17 @@ import gzip
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from trailguard.errors import IngestError
-from trailguard.ingest.payloads import events_from_record, gunzip_bounded, split_json_documents
+from trailguard.ingest.payloads import (
+    _decoder,
+    _lenient_decoder,
+    events_from_record,
+    gunzip_bounded,
+    split_json_documents,
+)
 
 LIMIT = 10 * 1024 * 1024
 NOW = 1_700_000_000_000
@@ -109,6 +117,52 @@ def test_gzip_bomb_is_refused_with_413():
 ])
 def test_split_json_documents(text, expected):
     assert split_json_documents(text) == expected
+
+
+@pytest.mark.parametrize(("text", "strict", "lenient"), [
+    # Integers past 64 bits (orjson would read them as approximate floats): refused when
+    # strict (the record is then kept as text), kept as their digits when lenient.
+    ('{"a": 18446744073709551616}', None, [{"a": "18446744073709551616"}]),
+    ('{"a": -9223372036854775809}', None, [{"a": "-9223372036854775809"}]),
+    ('{"a": [1, 123456789012345678901234567890]}', None,
+     [{"a": [1, "123456789012345678901234567890"]}]),
+    # The widest integers that fit are read exactly either way.
+    ('{"a": 18446744073709551615, "b": -9223372036854775808}',
+     [{"a": 18446744073709551615, "b": -9223372036854775808}],
+     [{"a": 18446744073709551615, "b": -9223372036854775808}]),
+    # Long digit runs inside strings only send the text the careful way: same result.
+    ('{"id": "12345678901234567890123"}', [{"id": "12345678901234567890123"}],
+     [{"id": "12345678901234567890123"}]),
+    ('{"a": 1e400}', None, [{"a": "1e400"}]),
+    ('{"a": NaN}', None, [{"a": "NaN"}]),
+    ('\n {"a": "\\ud800"} \n', [{"a": "\ud800"}], [{"a": "\ud800"}]),
+])
+def test_numbers_no_column_can_hold_are_never_approximated(text, strict, lenient):
+    assert split_json_documents(text) == strict
+    assert split_json_documents(text, lenient=True) == lenient
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20)
+
+
+@given(document=st.dictionaries(st.text(max_size=6), _json_values, max_size=5),
+       lenient=st.booleans())
+def test_reading_one_document_matches_the_standard_decoders(document, lenient):
+    # Records of one document take a faster parser; it must read exactly what the
+    # standard library's decoders (used for everything else) read.
+    text = json.dumps(document)
+    decoder = _lenient_decoder if lenient else _decoder
+    try:
+        expected = [decoder.raw_decode(text)[0]]
+    except ValueError:
+        expected = None
+
+    assert split_json_documents(text, lenient=lenient) == expected
 
 
 @pytest.mark.parametrize(("record", "messages"), [

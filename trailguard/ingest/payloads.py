@@ -130,9 +130,12 @@ def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> 
             return [text_log_event(text, fallback_ms, extra, "record is empty")]
         return [text_log_event(stripped, fallback_ms, extra)]
 
+    # A record of one JSON object keeps its own text as `message` (as sent, and without
+    # serialising the document again); documents sharing a record get their JSON each.
+    raw_text = text.strip() if len(documents) == 1 else None
     events: list[Event] = []
     for document in documents:
-        found = _events_from_document(document, fallback_ms, extra)
+        found = _events_from_document(document, fallback_ms, extra, raw_text=raw_text)
         if not found and not _is_control_message(document):
             found = [text_log_event(text, fallback_ms, extra, "record holds no event (an empty "
                                     "JSON array or a CloudWatch Logs message without logEvents)")]
@@ -203,7 +206,7 @@ def _is_control_message(document: Any) -> bool:
 
 
 def _events_from_document(document: Any, fallback_ms: int, extra: dict[str, Scalar],
-                          top: bool = True) -> list[Event]:
+                          top: bool = True, raw_text: str | None = None) -> list[Event]:
     if isinstance(document, list) and top:
         # A JSON array of events; only its own elements are events (an array inside it
         # is one value, kept as JSON text, not unpacked further).
@@ -216,7 +219,7 @@ def _events_from_document(document: Any, fallback_ms: int, extra: dict[str, Scal
     if "messageType" in document and "logEvents" in document:
         return _cloudwatch_logs_events(document, extra)
     # strict: past a limit the whole record is kept as its raw text (events_from_record).
-    return [log_event(document, fallback_ms, extra, strict=True)]
+    return [log_event(document, fallback_ms, extra, raw_text=raw_text, strict=True)]
 
 
 def _cloudwatch_logs_events(envelope: dict[str, Any], extra: dict[str, Scalar]) -> list[Event]:

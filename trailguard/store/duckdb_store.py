@@ -26,6 +26,11 @@ from trailguard.store.schema import (
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "trailguard.duckdb"
+# How much WAL DuckDB gathers before it checkpoints (compresses the new rows into the
+# database file). Its default, 16 MB, is only ~5,000 events here, and every checkpoint also
+# rewrites the table's unfinished row group: writing 300,000 events in 500-event requests
+# cost 51 us of CPU per event at 16 MB, 49 at 64 MB, 30 at 256 MB.
+CHECKPOINT_THRESHOLD = "256MB"
 
 
 class DuckDBStore:
@@ -45,6 +50,7 @@ class DuckDBStore:
             # DuckDB's own default memory limit is 80% of RAM, and its buffer pool keeps
             # written blocks cached up to it: a long-running server should set one.
             settings = {"memory_limit": memory_limit} if memory_limit else {}
+            settings["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
             self._connection = duckdb.connect(str(self.path), read_only=read_only,
                                               config=settings)
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
@@ -160,12 +166,11 @@ class DuckDBStore:
 
     def _write_group(self, deliveries: list[Delivery]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(deliveries)
-        claimed_requests: set[str] = set()
+        new_requests = self._claim_requests(deliveries)
         seen_keys: set[str] = set()
         pending: list[tuple[int, pa.Table, list[str | None], list[bool]]] = []
         for index, delivery in enumerate(deliveries):
-            if delivery.request_id is not None and not self._claim_request(
-                    delivery, claimed_requests):
+            if delivery.request_id is not None and index not in new_requests:
                 results[index] = WriteResult(0, delivery.size, replayed=True)
                 continue
             table = (delivery.table if delivery.table is not None
@@ -188,18 +193,32 @@ class DuckDBStore:
             self._insert(pa.concat_tables(fresh))
         return [result for result in results if result is not None]
 
-    def _claim_request(self, delivery: Delivery, claimed_in_group: set[str]) -> bool:
-        """True when this delivery key was never committed nor claimed earlier in the group."""
-        request_id = delivery.request_id
-        if request_id is None or request_id in claimed_in_group:
-            return False
-        claimed_in_group.add(request_id)
-        claimed = self._connection.execute(
-            "INSERT INTO delivery_requests VALUES ($id, $ms, $n) "
-            "ON CONFLICT DO NOTHING RETURNING request_id",
-            {"id": request_id, "ms": delivery.received_ms, "n": delivery.size},
-        ).fetchall()
-        return bool(claimed)
+    def _claim_requests(self, deliveries: list[Delivery]) -> set[int]:
+        """Positions of the deliveries whose key was never committed, now claimed.
+
+        A key seen twice in the group is claimed by its first delivery only. One
+        statement for the whole group: a statement per request cost ~1 ms each.
+        """
+        first_by_key: dict[str, int] = {}
+        for index, delivery in enumerate(deliveries):
+            if delivery.request_id is not None:
+                first_by_key.setdefault(delivery.request_id, index)
+        if not first_by_key:
+            return set()
+        claims = pa.table({
+            "request_id": pa.array(list(first_by_key), pa.string()),
+            "received_ms": pa.array([deliveries[i].received_ms for i in first_by_key.values()],
+                                    pa.int64()),
+            "events": pa.array([deliveries[i].size for i in first_by_key.values()], pa.int32()),
+        })
+        self._connection.register("incoming_requests", claims)
+        try:
+            claimed = self._connection.execute(
+                "INSERT INTO delivery_requests SELECT * FROM incoming_requests "
+                "ON CONFLICT DO NOTHING RETURNING request_id").fetchall()
+        finally:
+            self._connection.unregister("incoming_requests")
+        return {first_by_key[row[0]] for row in claimed}
 
     def _stored_keys(self, keys: list[str]) -> set[str]:
         """Those of `keys` (content keys) whose event is already stored.

@@ -42,7 +42,7 @@ class Config:
     alerts_file: Path | None = None
     ingest_queue_events: int = 50_000
     ingest_queue_mib: int = 256  # decoded rows waiting for a commit, in MiB
-    ingest_decode_workers: int = -1  # processes decoding big requests; -1: cores - 1
+    ingest_decode_workers: int = -1  # processes decoding big requests; -1: one per core
     retention_days: dict[str, float] = field(default_factory=dict)  # event type -> days
     store_memory_limit: str = ""  # DuckDB memory_limit, e.g. "2GB"; empty: 80% of RAM
     sources: SourcesConfig = field(default_factory=SourcesConfig)  # docs/aws-sources.md

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +58,33 @@ class FirehoseBatch:
     delivery_key: str
 
 
+@dataclass(slots=True)
+class FirehoseRequest:
+    """A delivery whose envelope is read and checked, its records not yet decoded."""
+
+    request_id: str
+    timestamp: int
+    delivery_key: str
+    records: list[str]  # base64 `data` of each record
+    common: dict[str, Scalar]
+    inflate_limit: int
+
+    def events_by_record(self) -> Iterator[list[Event]]:
+        """The events of each record in turn (so a caller can turn them into rows as it
+        goes, rather than holding every event of a big request as Python objects)."""
+        for index, data in enumerate(self.records):
+            yield record_events(data, index, self.timestamp, self.common, self.inflate_limit)
+
+
 def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> FirehoseBatch:
     """Decode one Firehose delivery request or raise `IngestError` (nothing is stored)."""
+    request = read_request(body, headers, limits)
+    events = [event for found in request.events_by_record() for event in found]
+    return FirehoseBatch(request.request_id, request.timestamp, events, request.delivery_key)
+
+
+def read_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> FirehoseRequest:
+    """Check a delivery's envelope and key it, or raise `IngestError` (nothing is stored)."""
     if body_is_gzipped(headers):
         body = gunzip_bounded(body, limits.max_inflated_bytes, "request body")
 
@@ -78,14 +103,15 @@ def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> F
 
     common = common_attributes(headers.get("x-amz-firehose-common-attributes"))
     digest = hashlib.sha256()
-    events: list[Event] = []
+    texts: list[str] = []
     for index, record in enumerate(records):
         data = _record_text(record, index)
         digest.update(len(data).to_bytes(8, "big"))
         digest.update(data.encode())
-        events.extend(record_events(data, index, timestamp, common, limits.max_inflated_bytes))
+        texts.append(data)
     delivery_key = f"{request_id}|{digest.hexdigest()[:32]}"
-    return FirehoseBatch(request_id, timestamp, events, delivery_key)
+    return FirehoseRequest(request_id, timestamp, delivery_key, texts, common,
+                           limits.max_inflated_bytes)
 
 
 def common_attributes(header: str | None) -> dict[str, Scalar]:

@@ -9,6 +9,20 @@ Scalar = str | int | float | bool
 LOG = "Log"
 INFRASTRUCTURE_EVENT = "InfrastructureEvent"
 
+# Copies of an event share its content key and, since its time comes from its content,
+# its timestamp: the store looks for a copy only among events of about the same time.
+# An event whose document carries no time of its own takes the delivery's time, which
+# differs between copies; its key carries this prefix, and the store then looks for
+# copies at any time.
+UNTIMED_KEY_PREFIX = "untimed:"
+
+
+def content_key(key: str | None, own_time: bool) -> str | None:
+    """`key` as stored: marked when the event's timestamp is not from its content."""
+    if key is None or own_time:
+        return key
+    return UNTIMED_KEY_PREFIX + key
+
 
 @dataclass(slots=True)
 class Event:
@@ -16,8 +30,9 @@ class Event:
 
     `attributes` are flat (dotted names, scalar values) and include `message`
     when the event has one. `dedup_key` identifies the same event arriving twice
-    (a CloudTrail eventID, a GuardDuty finding id at one updatedAt); None means
-    the event has no natural identity and is never de-duplicated by content.
+    (a CloudTrail eventID, a GuardDuty finding id at one updatedAt; see
+    `content_key`); None means the event has no natural identity and is never
+    de-duplicated by content.
     """
 
     event_type: str

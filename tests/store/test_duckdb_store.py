@@ -150,3 +150,49 @@ def test_a_store_with_key_text_is_upgraded_and_still_recognises_its_events(tmp_p
     assert (again.stored, again.duplicates) == (1, 1)
     assert tables == [("delivery_requests",), ("events",)]
     assert counted == [{"count": 2}]
+
+
+DAY = 86_400_000
+
+
+def test_copies_are_found_near_their_time_and_untimed_ones_at_any_time(store):
+    from trailguard.ingest.documents import log_event
+
+    record = ct("near-1")
+    near = store.write([cloudtrail_event(record)])
+    # The same record read from CloudWatch Logs carries the delivery's time: hours off.
+    moved = cloudtrail_event(record)
+    moved.timestamp += 5 * 3_600_000
+    again = store.write([moved])
+
+    # An EventBridge event without a time of its own takes each delivery's time.
+    untimed = {"version": "0", "id": "eb-untimed-1", "detail-type": "Example",
+               "source": "example.app", "detail": {"n": 1}}
+    first = store.write([log_event(untimed, T0)])
+    later = store.write([log_event(untimed, T0 + 400 * DAY)])
+
+    assert (near.stored, again.stored, again.duplicates) == (1, 0, 1)
+    assert log_event(untimed, T0).dedup_key == "untimed:eb:eb-untimed-1"
+    assert (first.stored, later.stored, later.duplicates) == (1, 0, 1)
+
+
+def test_copies_further_apart_than_the_window_are_different_events(store):
+    # Copies of one record share its time; the same key two days apart cannot be a
+    # copy, and is stored (keeping a copy is better than dropping an event).
+    event = cloudtrail_event(ct("far-1"))
+    store.write([event])
+    event.timestamp += 2 * DAY
+
+    assert store.write([event]).stored == 1
+
+
+def test_one_group_spanning_years_looks_up_each_time_cluster():
+    from trailguard.store.duckdb_store import _time_clusters
+
+    times = [0, 1_000, 2 * DAY, 2 * DAY + 5, 900 * DAY]
+    assert _time_clusters(times) == [(0, 2), (2, 4), (4, 5)]
+    assert _time_clusters([]) == []
+    # More clusters than the cap: the widest gaps split, the rest stay together.
+    spread = [n * 10 * DAY for n in range(20)]
+    assert len(_time_clusters(spread)) == 8
+    assert _time_clusters(spread)[0][0] == 0 and _time_clusters(spread)[-1][1] == 20

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from trailguard.errors import IngestError
-from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar
+from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar, content_key
 from trailguard.ingest.actors import cloudtrail_actor
 from trailguard.ingest.flatten import flatten
 from trailguard.ingest.timestamps import coerce_epoch_ms, parse_iso_ms
@@ -47,7 +47,7 @@ def cloudtrail_event(record: dict[str, Any], event_type: str = INFRASTRUCTURE_EV
     A record past a per-event limit (see `flatten`) is kept as text (`kept_as_text`), so
     one odd record in a trail file or an API page never stops the others.
     """
-    timestamp = parse_iso_ms(str(record.get("eventTime", ""))) or fallback_ms or 0
+    own_time = parse_iso_ms(str(record.get("eventTime", "")))
     try:
         attributes = flatten(record)
     except IngestError as exc:
@@ -57,7 +57,10 @@ def cloudtrail_event(record: dict[str, Any], event_type: str = INFRASTRUCTURE_EV
         attributes["message"] = _json_text(record)
     if event_type == INFRASTRUCTURE_EVENT:
         attributes["provider"] = "CloudTrail"
-    return Event(event_type, timestamp, attributes, _cloudtrail_key(record))
+    # Without a readable eventTime the caller's fallback (or 0) stands in; 0 is the same
+    # for every copy, a fallback time is not.
+    key = content_key(_cloudtrail_key(record), bool(own_time) or not fallback_ms)
+    return Event(event_type, own_time or fallback_ms or 0, attributes, key)
 
 
 def kept_as_text(document: dict[str, Any], error: IngestError) -> dict[str, Scalar]:
@@ -118,8 +121,9 @@ def log_event(document: dict[str, Any], fallback_ms: int,
             attributes["message"] = raw_text if raw_text is not None else _json_text(document)
     if extra:
         attributes = {**extra, **attributes}
-    timestamp = _document_time(document) or fallback_ms
-    return Event(LOG, timestamp, attributes, _dedup_key(document))
+    own_time = _document_time(document)
+    key = content_key(_dedup_key(document), bool(own_time))
+    return Event(LOG, own_time or fallback_ms, attributes, key)
 
 
 def text_log_event(text: str, timestamp: int, extra: dict[str, Scalar] | None = None,

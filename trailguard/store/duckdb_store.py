@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pyarrow as pa
 
 from trailguard.datadir import prepare_data_dir
 from trailguard.errors import StoreBusyError, StoreError
-from trailguard.events import Event
+from trailguard.events import UNTIMED_KEY_PREFIX, Event
 from trailguard.store.arrow_rows import DEDUP_KEY_COLUMN, events_to_table
 from trailguard.store.base import Delivery, QueryResult, WriteResult
 from trailguard.store.schema import (
@@ -31,6 +32,12 @@ DATABASE_FILE = "trailguard.duckdb"
 # rewrites the table's unfinished row group: writing 300,000 events in 500-event requests
 # cost 51 us of CPU per event at 16 MB, 49 at 64 MB, 30 at 256 MB.
 CHECKPOINT_THRESHOLD = "256MB"
+# How far apart in time two copies of one event may be stored and still be recognised:
+# copies of a record share its time, but a CloudTrail record read from CloudWatch Logs
+# carries the delivery's time, and a finding's EventBridge time can differ from its
+# updatedAt by seconds.
+DEDUP_WINDOW_MS = 24 * 3_600_000
+MAX_TIME_CLUSTERS = 8
 
 
 class DuckDBStore:
@@ -178,9 +185,12 @@ class DuckDBStore:
             keys = table.column(DEDUP_KEY_COLUMN).to_pylist()
             pending.append((index, table, keys, _first_sightings(keys, seen_keys)))
 
-        stored_before = self._stored_keys([key for _, _, keys, first in pending
-                                           for key, new in zip(keys, first, strict=True)
-                                           if new and key is not None])
+        looked_up: dict[str, int] = {}  # new content key -> its event's timestamp
+        for _, table, keys, first in pending:
+            times = table.column("timestamp").to_pylist()
+            looked_up.update((key, time) for key, new, time in zip(keys, first, times, strict=True)
+                             if new and key is not None)
+        stored_before = self._stored_keys(looked_up)
         fresh: list[pa.Table] = []
         for index, table, keys, first in pending:
             keep = [new and (key is None or key not in stored_before)
@@ -220,21 +230,39 @@ class DuckDBStore:
             self._connection.unregister("incoming_requests")
         return {first_by_key[row[0]] for row in claimed}
 
-    def _stored_keys(self, keys: list[str]) -> set[str]:
-        """Those of `keys` (content keys) whose event is already stored.
+    def _stored_keys(self, times_by_key: dict[str, int]) -> set[str]:
+        """Those of the content keys whose event is already stored.
 
-        One scan of the digest column, joined against the few incoming keys (the small
-        side of the join is the one DuckDB builds its hash table from).
+        A copy of an event has the event's time (see `trailguard.events.content_key`), so
+        a key is looked for only among events within DEDUP_WINDOW_MS of its time: DuckDB
+        then reads just the row groups whose timestamps reach that range, and the cost
+        follows the events of those days, not the size of the store. Keys of events
+        without a time of their own are looked for at any time.
         """
-        if not keys:
-            return set()
+        untimed = [key for key in times_by_key if key.startswith(UNTIMED_KEY_PREFIX)]
+        found = self._find_keys(untimed, None) if untimed else set()
+        timed = sorted((time, key) for key, time in times_by_key.items()
+                       if not key.startswith(UNTIMED_KEY_PREFIX))
+        for first, last in _time_clusters([time for time, _ in timed]):
+            keys = [key for _, key in timed[first:last]]
+            found |= self._find_keys(keys, (timed[first][0] - DEDUP_WINDOW_MS,
+                                            timed[last - 1][0] + DEDUP_WINDOW_MS))
+        return found
+
+    def _find_keys(self, keys: list[str], between: tuple[int, int] | None) -> set[str]:
+        """Those of `keys` stored (with a timestamp in `between`, when given): one scan of
+        the digest column, joined against the incoming keys (the small side of the join is
+        the one DuckDB builds its hash table from)."""
         digest = DEDUP_DIGEST_SQL.format(key="incoming.key")
+        where = "WHERE stored.timestamp BETWEEN $low AND $high" if between else ""
+        params = {"low": between[0], "high": between[1]} if between else {}
         self._connection.register("incoming_keys",
                                   pa.table({"key": pa.array(keys, pa.string())}))
         try:
             return {row[0] for row in self._connection.execute(
                 f"SELECT DISTINCT incoming.key FROM incoming_keys AS incoming "
-                f"JOIN {TABLE} AS stored ON stored.{DEDUP_COLUMN} = {digest}").fetchall()}
+                f"JOIN {TABLE} AS stored ON stored.{DEDUP_COLUMN} = {digest} {where}",
+                params).fetchall()}
         finally:
             self._connection.unregister("incoming_keys")
 
@@ -254,6 +282,20 @@ def _rollback(connection: duckdb.DuckDBPyConnection) -> None:
         connection.execute("ROLLBACK")
     except duckdb.Error:
         pass  # no transaction was open (BEGIN itself failed)
+
+
+def _time_clusters(times: list[int]) -> list[tuple[int, int]]:
+    """Index ranges [first, last) of sorted `times` split where two neighbours are more
+    than DEDUP_WINDOW_MS apart, so events of 2019 and of today in one group do not make
+    one lookup read every year between. At most MAX_TIME_CLUSTERS ranges: past that,
+    the widest gaps split and the rest stay together."""
+    if not times:
+        return []
+    gaps = sorted((times[i] - times[i - 1], i) for i in range(1, len(times))
+                  if times[i] - times[i - 1] > DEDUP_WINDOW_MS)
+    cuts = sorted(index for _, index in gaps[-(MAX_TIME_CLUSTERS - 1):]) if gaps else []
+    bounds = [0, *cuts, len(times)]
+    return list(pairwise(bounds))
 
 
 def _first_sightings(keys: list[str | None], seen: set[str]) -> list[bool]:

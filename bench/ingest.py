@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
+import multiprocessing
 import os
 import queue
 import shutil
@@ -25,6 +26,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -38,15 +41,18 @@ KEY = "bench-firehose-key-0123456789"
 DAY_MS = 86_400_000
 POOL = 20_000          # distinct generated events; copies get fresh ids
 SEQ = b"@@SEQ@@@@@@@"  # 12 bytes, replaced by a 12-digit copy number
+TIME = b"@@TIME@@"      # replaced by the copy's event time
+SPAN_MS = 3_600_000     # the templates cover one hour; each copy the next
 
 
 def main() -> None:
     args = _arguments()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="tg-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    templates = _templates(min(POOL, args.events), args.findings_share)
+    corpus = _templates(min(POOL, args.events), args.findings_share, args.events)
     print(f"workdir {workdir}; {args.events} events in requests of {args.batch} records, "
-          f"{args.threads} client threads, {len(templates)} distinct templates", flush=True)
+          f"{args.threads} client threads, {len(corpus.templates)} distinct templates, "
+          f"{corpus.copies} hours of events", flush=True)
 
     ndjson_gz = workdir / "events.ndjson.gz"
     inputs = _reusable_inputs(workdir, args)
@@ -54,13 +60,13 @@ def main() -> None:
         raw_bytes, gz_bytes = inputs["raw_bytes"], inputs["gz_bytes"]
         print("reusing the events and request bodies an earlier run left in the workdir")
     else:
-        raw_bytes, gz_bytes = _write_ndjson(ndjson_gz, templates, args.events)
+        raw_bytes, gz_bytes = _write_ndjson(ndjson_gz, corpus, args.events)
     for leftover in (workdir / "data", workdir / "bulk.duckdb"):
         shutil.rmtree(leftover, ignore_errors=True) if leftover.is_dir() \
             else leftover.unlink(missing_ok=True)
     server = _Server(workdir / "data", args.memory_limit)
     try:
-        sent, elapsed, bodies = _send_all(server, templates, args, workdir / "bodies",
+        sent, elapsed, bodies = _send_all(server, corpus, args, workdir / "bodies",
                                           reuse=bool(inputs))
         _save_inputs(workdir, args, raw_bytes, gz_bytes)
         peak_rss = server.peak_rss_kib()
@@ -88,30 +94,54 @@ def _arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _templates(count: int, findings_share: float) -> list[bytes]:
-    """Serialised events whose identity fields hold SEQ, so copies stay distinct events."""
+@dataclass(frozen=True)
+class _Corpus:
+    """Serialised events whose identity fields hold SEQ and whose time holds TIME.
+
+    Copy c of the templates gets ids numbered c and is moved c spans later, so the
+    stream runs forward in time like a live account's (about POOL events per span),
+    instead of replaying the same hour: copies of one event are otherwise never near
+    each other in time, which real deliveries are.
+    """
+
+    templates: list[bytes]
+    times_s: list[int]  # each template's own time, epoch seconds
+    copies: int
+
+
+def _templates(count: int, findings_share: float, total: int) -> _Corpus:
     end = int(time.time() * 1000)
-    findings = generate_findings(7, end - 7 * DAY_MS, end, int(count * findings_share))
-    trail = generate_cloudtrail(7, end - 7 * DAY_MS, end, count - len(findings))
-    templates = []
+    findings = generate_findings(7, end - SPAN_MS, end, int(count * findings_share))
+    trail = generate_cloudtrail(7, end - SPAN_MS, end, count - len(findings))
+    templates, times = [], []
     for finding in findings:
         finding["id"] = finding["id"][:-12] + SEQ.decode()
         finding["detail"]["id"] = finding["detail"]["id"][:-12] + SEQ.decode()
+        times.append(finding["time"])
+        finding["time"] = TIME.decode()
         templates.append(orjson.dumps(finding))
     for record in trail:
         record["eventID"] = record["eventID"][:-12] + SEQ.decode()
+        times.append(record["eventTime"])
+        record["eventTime"] = TIME.decode()
         templates.append(orjson.dumps(record))
-    return templates
+    seconds = [int(datetime.fromisoformat(moment).timestamp())
+               for moment in times]
+    return _Corpus(templates, seconds, -(-total // len(templates)))
 
 
-def _events(templates: list[bytes], start: int, count: int) -> Iterator[bytes]:
+def _events(corpus: _Corpus, start: int, count: int) -> Iterator[bytes]:
+    templates = corpus.templates
     for number in range(start, start + count):
-        copy = number // len(templates)
-        yield templates[number % len(templates)].replace(SEQ, b"%012d" % copy)
+        copy, index = divmod(number, len(templates))
+        moved = corpus.times_s[index] - (corpus.copies - 1 - copy) * SPAN_MS // 1000
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moved)).encode()
+        yield templates[index].replace(SEQ, b"%012d" % copy).replace(TIME, stamp)
 
 
 def _inputs_key(args: argparse.Namespace) -> dict:
-    return {"events": args.events, "batch": args.batch, "findings_share": args.findings_share}
+    return {"events": args.events, "batch": args.batch, "findings_share": args.findings_share,
+            "layout": "time-ordered copies"}
 
 
 def _reusable_inputs(workdir: Path, args: argparse.Namespace) -> dict | None:
@@ -128,26 +158,39 @@ def _save_inputs(workdir: Path, args: argparse.Namespace, raw: int, gz: int) -> 
         {"key": _inputs_key(args), "raw_bytes": raw, "gz_bytes": gz}))
 
 
-def _write_ndjson(path: Path, templates: list[bytes], total: int) -> tuple[int, int]:
+def _write_ndjson(path: Path, corpus: _Corpus, total: int) -> tuple[int, int]:
     raw = 0
     with gzip.open(path, "wb", compresslevel=6) as out:
         for start in range(0, total, 10_000):
-            chunk = b"\n".join(_events(templates, start, min(10_000, total - start))) + b"\n"
+            chunk = b"\n".join(_events(corpus, start, min(10_000, total - start))) + b"\n"
             raw += len(chunk)
             out.write(chunk)
     return raw, path.stat().st_size
 
 
-def _request(templates: list[bytes], number: int, batch: int, total: int) -> bytes:
+def _request(corpus: _Corpus, number: int, batch: int, total: int) -> bytes:
     start = number * batch
     records = [{"data": base64.b64encode(data).decode()}
-               for data in _events(templates, start, min(batch, total - start))]
+               for data in _events(corpus, start, min(batch, total - start))]
     body = {"requestId": f"bench-{number:08d}", "timestamp": int(time.time() * 1000),
             "records": records}
     return gzip.compress(orjson.dumps(body), compresslevel=6)
 
 
-def _send_all(server: _Server, templates: list[bytes], args: argparse.Namespace,
+_pool_job: tuple[_Corpus, int, int] | None = None
+
+
+def _keep_corpus(corpus: _Corpus, batch: int, total: int) -> None:
+    global _pool_job
+    _pool_job = (corpus, batch, total)
+
+
+def _numbered_request(number: int) -> bytes:
+    corpus, batch, total = _pool_job
+    return _request(corpus, number, batch, total)
+
+
+def _send_all(server: _Server, corpus: _Corpus, args: argparse.Namespace,
               spool: Path, reuse: bool) -> tuple[int, float, int]:
     """POST every request (retrying 503s like Firehose); events acknowledged and seconds.
 
@@ -163,16 +206,24 @@ def _send_all(server: _Server, templates: list[bytes], args: argparse.Namespace,
               flush=True)
     bodies: queue.Queue[tuple[int, bytes | Path]] = queue.Queue()
     body_bytes = 0
-    for number in range(requests):
-        path = spool / f"{number:08d}.json.gz"
-        if in_memory or not reuse:
-            body = _request(templates, number, args.batch, args.events)
-            body_bytes += len(body)
-            if not in_memory:
-                path.write_bytes(body)
-        else:
+    built: Iterator[bytes] = iter(())
+    if in_memory or not reuse:
+        # Building (gzip) is the slow part of a 10M run: one process per core.
+        with multiprocessing.get_context("fork").Pool(
+                initializer=_keep_corpus, initargs=(corpus, args.batch, args.events)) as pool:
+            built = iter(pool.imap(_numbered_request, range(requests), chunksize=16))
+            for number in range(requests):
+                body = next(built)
+                body_bytes += len(body)
+                path = spool / f"{number:08d}.json.gz"
+                if not in_memory:
+                    path.write_bytes(body)
+                bodies.put((number, body if in_memory else path))
+    else:
+        for number in range(requests):
+            path = spool / f"{number:08d}.json.gz"
             body_bytes += path.stat().st_size
-        bodies.put((number, body if in_memory else path))
+            bodies.put((number, path))
 
     acked = [0] * args.threads
     threads = [threading.Thread(target=_client, args=(server.port, args, bodies, acked, i))

@@ -20,7 +20,13 @@ import orjson
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
 from trailguard.ingest.documents import text_log_event
-from trailguard.ingest.payloads import body_is_gzipped, events_from_record, gunzip_bounded
+from trailguard.ingest.payloads import (
+    InflateBudget,
+    body_is_gzipped,
+    events_from_record,
+    gunzip_bounded,
+    loads_exact,
+)
 from trailguard.ingest.timestamps import in_range
 
 MAX_REQUEST_ID_CHARS = 256  # Firehose's ids are 36-character UUIDs
@@ -72,8 +78,10 @@ class FirehoseRequest:
     def events_by_record(self) -> Iterator[list[Event]]:
         """The events of each record in turn (so a caller can turn them into rows as it
         goes, rather than holding every event of a big request as Python objects)."""
+        budget = InflateBudget(self.inflate_limit, self.inflate_limit)
         for index, data in enumerate(self.records):
-            yield record_events(data, index, self.timestamp, self.common, self.inflate_limit)
+            yield record_events(data, index, self.timestamp, self.common, self.inflate_limit,
+                                budget)
 
 
 def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> FirehoseBatch:
@@ -119,9 +127,9 @@ def common_attributes(header: str | None) -> dict[str, Scalar]:
     if not header:
         return {}
     try:
-        parsed = orjson.loads(header)
-    except orjson.JSONDecodeError as exc:
-        raise IngestError(f"header X-Amz-Firehose-Common-Attributes is not JSON: {exc}") from exc
+        parsed = loads_exact(header)
+    except IngestError as exc:
+        raise IngestError(f"header X-Amz-Firehose-Common-Attributes is not JSON ({exc})") from exc
     attributes = parsed.get("commonAttributes") if isinstance(parsed, dict) else None
     if not isinstance(attributes, dict):
         raise IngestError(
@@ -155,7 +163,7 @@ def _request_id(envelope: dict[str, Any], headers: Mapping[str, str]) -> str:
 
 
 def record_events(data: str, index: int, timestamp: int, common: dict[str, Scalar],
-                  inflate_limit: int) -> list[Event]:
+                  inflate_limit: int, budget: InflateBudget | None = None) -> list[Event]:
     """The events of `records[index]` whose base64 `data` is given.
 
     Data that is not base64 (cut off, or never encoded) is a bad record, not a bad
@@ -170,7 +178,7 @@ def record_events(data: str, index: int, timestamp: int, common: dict[str, Scala
         reason = f"records[{index}].data is not valid base64: {exc}"
         return [text_log_event(data, timestamp, common, reason)]
     try:
-        return events_from_record(raw, timestamp, common, inflate_limit)
+        return events_from_record(raw, timestamp, common, inflate_limit, budget)
     except IngestError as exc:
         raise IngestError(f"records[{index}]: {exc}", exc.status) from exc
 

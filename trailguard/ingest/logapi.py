@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
 from trailguard.ingest.documents import log_event
 from trailguard.ingest.flatten import flatten
-from trailguard.ingest.payloads import split_json_documents
+from trailguard.ingest.payloads import loads_exact, split_json_documents
 from trailguard.ingest.timestamps import coerce_epoch_ms
 
 
 def decode_log_payload(body: bytes, received_ms: int) -> list[Event]:
     """Events of one Log API request body (already un-gzip'd)."""
     try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise IngestError(f"request body is not valid JSON: {exc}") from exc
+        payload = loads_exact(body)
+    except IngestError as exc:
+        raise IngestError(f"request body is {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise IngestError(f"request body is not UTF-8: {exc}") from exc
 
     if isinstance(payload, dict):
         payload = [payload]

@@ -12,6 +12,7 @@ import json
 import math
 import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -66,18 +67,52 @@ _lenient_decoder = json.JSONDecoder(parse_constant=str, parse_float=_float_or_te
 
 
 def gunzip_bounded(data: bytes, limit: int, what: str) -> bytes:
-    """Inflate gzip `data`, refusing more than `limit` bytes of output (gzip bombs)."""
-    inflater = zlib.decompressobj(wbits=47)  # 32 + 15: accept gzip or zlib headers
-    try:
-        output = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise IngestError(f"{what} is not valid gzip: {exc}") from exc
-    if len(output) > limit:
-        raise IngestError(
-            f"{what} inflates to more than {limit} bytes, the decompressed size limit", 413)
-    if not inflater.eof:
-        raise IngestError(f"{what} is truncated gzip (the stream ends before its trailer)")
-    return output
+    """Inflate gzip `data`, refusing more than `limit` bytes of output (gzip bombs).
+
+    Several gzip members back to back (what `cat a.gz b.gz` makes, and what gzip itself
+    reads as one stream) inflate to their texts joined; bytes after the last member that
+    are not one are refused, rather than silently ignored.
+    """
+    parts: list[bytes] = []
+    total = 0
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits=47)  # 32 + 15: accept gzip or zlib headers
+        try:
+            output = inflater.decompress(rest, limit - total + 1)
+        except zlib.error as exc:
+            raise IngestError(f"{what} is not valid gzip: {exc}") from exc
+        total += len(output)
+        if total > limit:
+            raise IngestError(
+                f"{what} inflates to more than {limit} bytes, the decompressed size limit", 413)
+        if not inflater.eof:
+            raise IngestError(f"{what} is truncated gzip (the stream ends before its trailer)")
+        parts.append(output)
+        rest = inflater.unused_data
+        if not rest.strip(b"\0"):  # gzip also ignores zero padding after the last member
+            return b"".join(parts)
+        if not rest.startswith(GZIP_MAGIC):
+            raise IngestError(f"{what} has {len(rest)} bytes after its gzip data that are "
+                              "not gzip")
+
+
+@dataclass(slots=True)
+class InflateBudget:
+    """Bytes the records of one request may inflate to, all together.
+
+    Each record is bounded on its own too; without a total, a small request of many
+    small gzip bombs (each just under the per-record bound) could take gigabytes.
+    """
+
+    remaining: int
+    limit: int
+
+    def take(self, size: int) -> None:
+        self.remaining -= size
+        if self.remaining < 0:
+            raise IngestError(f"the records of this request inflate to more than {self.limit} "
+                              "bytes in all, the decompressed size limit per request", 413)
 
 
 def body_is_gzipped(headers: Mapping[str, str]) -> bool:
@@ -92,7 +127,7 @@ def body_is_gzipped(headers: Mapping[str, str]) -> bool:
 
 
 def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
-                       inflate_limit: int) -> list[Event]:
+                       inflate_limit: int, budget: InflateBudget | None = None) -> list[Event]:
     """Every event carried by one record; a damaged record becomes one flagged event.
 
     A record that cannot be read is kept as a `Log` whose `message` is its raw
@@ -100,12 +135,17 @@ def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
     why, so nothing a sender delivered is silently dropped.
     """
     if data.startswith(GZIP_MAGIC):
+        limit = min(inflate_limit, budget.remaining) if budget else inflate_limit
         try:
-            data = gunzip_bounded(data, inflate_limit, "record")
+            data = gunzip_bounded(data, limit, "record")
         except IngestError as exc:
+            if exc.status == 413 and budget and budget.remaining < inflate_limit:
+                budget.take(limit + 1)  # says which limit: the request's total
             if exc.status == 413:
                 raise
             return [text_log_event(_readable(data), fallback_ms, extra, str(exc))]
+        if budget:
+            budget.take(len(data))
 
     try:
         text = data.decode("utf-8")
@@ -182,6 +222,20 @@ def split_json_documents(text: str, lenient: bool = False) -> list[Any] | None:
             return None
         documents.append(document)
     return documents or None
+
+
+def loads_exact(data: bytes | str) -> Any:
+    """One JSON value, with integers past 64 bits, NaN and 1e400 kept as strings of their
+    JSON spelling (orjson alone would turn a 24-digit integer into an approximate float).
+    Raises `IngestError` when `data` is not JSON."""
+    text = data.decode("utf-8", "surrogatepass") if isinstance(data, bytes) else data
+    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_ONLY)
+    try:
+        if _WIDE_INTEGER_DIGITS not in digits:
+            return orjson.loads(text)
+        return _lenient_decoder.decode(text)
+    except (ValueError, RecursionError) as exc:  # orjson's error is a ValueError too
+        raise IngestError(f"not valid JSON: {exc}") from exc
 
 
 def _single_document(text: str) -> Any:

@@ -23,6 +23,9 @@ _HOT_SLOTS = {hot.attribute: (hot.column, hot.sql_type == "DOUBLE") for hot in H
 if {hot.sql_type for hot in HOT_COLUMNS} != {"VARCHAR", "DOUBLE"}:
     raise RuntimeError("events_to_table knows only VARCHAR and DOUBLE hot columns")
 DEDUP_KEY_COLUMN = "dedup_key"
+# Number columns are DOUBLE: an integer past 2**53 would lose digits there, so it stays in
+# `attrs` (as the exact integer) like any value whose type does not fit its column.
+_EXACT_IN_DOUBLE = 2**53
 
 
 def events_to_table(events: list[Event]) -> pa.Table:
@@ -40,7 +43,8 @@ def events_to_table(events: list[Event]) -> pa.Table:
             value = remainder[attribute]
             column, wants_number = _HOT_SLOTS[attribute]
             kind = type(value)
-            if (kind is str) if not wants_number else (kind is float or kind is int):
+            if (kind is str) if not wants_number else (
+                    kind is float or (kind is int and -_EXACT_IN_DOUBLE <= value <= _EXACT_IN_DOUBLE)):
                 del remainder[attribute]
                 hot_values[column][row] = value
         remainders.append(orjson.dumps(remainder))

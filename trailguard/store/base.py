@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from trailguard.events import Event
@@ -32,16 +32,18 @@ class Delivery:
     request_id: str | None = None
     received_ms: int = 0
     table: pa.Table | None = None
+    # How many events the delivery carries, and the memory its rows hold (0 for
+    # `events`, which are not measured); set from the above.
+    size: int = field(init=False)
+    nbytes: int = field(init=False)
 
-    @property
-    def size(self) -> int:
-        """How many events the delivery carries."""
-        return self.table.num_rows if self.table is not None else len(self.events)
-
-    @property
-    def nbytes(self) -> int:
-        """Memory the delivery's rows hold (0 for `events`, which are not measured)."""
-        return self.table.nbytes if self.table is not None else 0
+    def __post_init__(self) -> None:
+        # Worked out once: the writer's queue accounting asks for them several times,
+        # and a table's size walks every buffer of every column.
+        table = self.table
+        object.__setattr__(self, "size", table.num_rows if table is not None
+                           else len(self.events))
+        object.__setattr__(self, "nbytes", table.nbytes if table is not None else 0)
 
 
 @dataclass(frozen=True, slots=True)

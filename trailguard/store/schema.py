@@ -28,7 +28,10 @@ class HotColumn:
 
     def accepts(self, value: object) -> bool:
         if self.sql_type == "DOUBLE":
-            return isinstance(value, int | float) and not isinstance(value, bool)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+            # A double holds integers exactly only up to 2**53.
+            return isinstance(value, float) or abs(value) <= 2**53
         return isinstance(value, str)
 
 

@@ -172,7 +172,7 @@ def test_copies_are_found_near_their_time_and_untimed_ones_at_any_time(store):
     later = store.write([log_event(untimed, T0 + 400 * DAY)])
 
     assert (near.stored, again.stored, again.duplicates) == (1, 0, 1)
-    assert log_event(untimed, T0).dedup_key == "untimed:eb:eb-untimed-1"
+    assert log_event(untimed, T0).dedup_key.startswith("untimed:eb:eb-untimed-1|")
     assert (first.stored, later.stored, later.duplicates) == (1, 0, 1)
 
 
@@ -196,3 +196,36 @@ def test_one_group_spanning_years_looks_up_each_time_cluster():
     spread = [n * 10 * DAY for n in range(20)]
     assert len(_time_clusters(spread)) == 8
     assert _time_clusters(spread)[0][0] == 0 and _time_clusters(spread)[-1][1] == 20
+
+
+def test_an_event_differing_from_a_stored_one_under_a_reused_id_is_kept(store):
+    from trailguard.ingest.documents import log_event
+
+    def eventbridge(detail: dict, **envelope) -> dict:
+        return {"version": "0", "id": "eb-reused", "detail-type": "Example", "time":
+                "2023-11-14T22:13:20Z", "source": "example.app", "detail": detail, **envelope}
+
+    first = store.write([log_event(eventbridge({"n": 1}), T0)])
+    other = store.write([log_event(eventbridge({"n": 2}), T0)])
+    # An archive replay adds replay-name to the envelope: still the same event.
+    replay = store.write([log_event(eventbridge({"n": 1}, **{"replay-name": "r1"}), T0)])
+    # Bare findings without updatedAt: same id, other severity.
+    finding = {"schemaVersion": "2.0", "id": "f-no-updated", "type": "Recon:EC2/PortProbeUnprotectedPort",
+               "severity": 2, "service": {"serviceName": "guardduty"},
+               "createdAt": "2023-11-14T22:13:20Z"}
+    low = store.write([log_event(finding, T0)])
+    high = store.write([log_event({**finding, "severity": 8}, T0)])
+
+    assert (first.stored, other.stored, replay.duplicates) == (1, 1, 1)
+    assert (low.stored, high.stored) == (1, 1)
+
+
+def test_the_same_record_as_another_event_type_is_another_event(store):
+    from trailguard.ingest.documents import log_event
+
+    record = ct("typed-1")
+    as_log = store.write([log_event(record, T0)])                  # Firehose: Log
+    as_infrastructure = store.write([cloudtrail_event(record)])    # trail file import
+    again = store.write([cloudtrail_event(record), log_event(record, T0)])
+
+    assert (as_log.stored, as_infrastructure.stored, again.duplicates) == (1, 1, 2)

@@ -76,8 +76,10 @@ def wrap_finding(finding: dict[str, Any]) -> dict[str, Any]:
     Files of bare findings (S3 exports, GetFindings output) then store exactly
     like findings delivered through EventBridge and Firehose.
     """
-    identity = f"{finding.get('id')}|{finding.get('updatedAt')}"
-    envelope_id = hashlib.sha256(identity.encode()).hexdigest()
+    # The same finding state always gets the same envelope id; two findings that share an
+    # id but not their content (no updatedAt to tell them apart) get two.
+    identity = f"{finding.get('id')}|{finding.get('updatedAt')}|".encode()
+    envelope_id = hashlib.sha256(identity + _json_bytes(finding, sort_keys=True)).hexdigest()
     return {
         "version": "0",
         "id": f"{envelope_id[:8]}-{envelope_id[8:12]}-{envelope_id[12:16]}-"
@@ -167,7 +169,11 @@ def _dedup_key(document: dict[str, Any]) -> str | None:
     if is_cloudtrail_record(document):
         return _cloudtrail_key(document)
     if is_eventbridge_event(document) and isinstance(document.get("id"), str):
-        return f"eb:{document['id']}"
+        # The id alone would drop a different event sent under a reused id; an archive
+        # replay adds `replay-name` to the envelope but keeps what the digest covers.
+        what = [document.get("source"), document.get("detail-type"), document.get("detail")]
+        digest = hashlib.sha256(_json_bytes(what, sort_keys=True)).hexdigest()
+        return f"eb:{document['id']}|{digest[:16]}"
     return None
 
 

@@ -39,6 +39,9 @@ CHECKPOINT_THRESHOLD = "256MB"
 DEDUP_WINDOW_MS = 24 * 3_600_000
 MAX_TIME_CLUSTERS = 8
 
+# What makes two events the same: their event type and content key.
+Identity = tuple[str, str]
+
 
 class DuckDBStore:
     """Events in a DuckDB file. Writes are serialised; reads run on their own cursors."""
@@ -174,31 +177,33 @@ class DuckDBStore:
     def _write_group(self, deliveries: list[Delivery]) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(deliveries)
         new_requests = self._claim_requests(deliveries)
-        seen_keys: set[str] = set()
-        pending: list[tuple[int, pa.Table, list[str | None], list[bool]]] = []
+        seen: set[Identity] = set()
+        pending: list[tuple[int, pa.Table, list[Identity | None], list[bool]]] = []
         for index, delivery in enumerate(deliveries):
             if delivery.request_id is not None and index not in new_requests:
                 results[index] = WriteResult(0, delivery.size, replayed=True)
                 continue
             table = (delivery.table if delivery.table is not None
                      else events_to_table(delivery.events))
-            keys = table.column(DEDUP_KEY_COLUMN).to_pylist()
-            pending.append((index, table, keys, _first_sightings(keys, seen_keys)))
+            identities = _identities(table)
+            pending.append((index, table, identities, _first_sightings(identities, seen)))
 
-        looked_up: dict[str, int] = {}  # new content key -> its event's timestamp
-        for _, table, keys, first in pending:
+        looked_up: dict[Identity, int] = {}  # new identity -> its event's timestamp
+        for _, table, identities, first in pending:
             times = table.column("timestamp").to_pylist()
-            looked_up.update((key, time) for key, new, time in zip(keys, first, times, strict=True)
-                             if new and key is not None)
+            looked_up.update((identity, time) for identity, new, time
+                             in zip(identities, first, times, strict=True)
+                             if new and identity is not None)
         stored_before = self._stored_keys(looked_up)
         fresh: list[pa.Table] = []
-        for index, table, keys, first in pending:
-            keep = [new and (key is None or key not in stored_before)
-                    for key, new in zip(keys, first, strict=True)]
+        for index, table, identities, first in pending:
+            keep = [new and (identity is None or identity not in stored_before)
+                    for identity, new in zip(identities, first, strict=True)]
             stored = sum(keep)
-            results[index] = WriteResult(stored, len(keys) - stored)
+            results[index] = WriteResult(stored, len(identities) - stored)
             if stored:
-                fresh.append(table if stored == len(keys) else table.filter(pa.array(keep)))
+                fresh.append(table if stored == len(identities)
+                             else table.filter(pa.array(keep)))
         if fresh:
             # One contiguous table: DuckDB appends it in full 2,048-row vectors, where the
             # requests' own small batches cost ~30% more CPU per event (measured).
@@ -232,39 +237,45 @@ class DuckDBStore:
             self._connection.unregister("incoming_requests")
         return {first_by_key[row[0]] for row in claimed}
 
-    def _stored_keys(self, times_by_key: dict[str, int]) -> set[str]:
-        """Those of the content keys whose event is already stored.
+    def _stored_keys(self, times: dict[Identity, int]) -> set[Identity]:
+        """Those of the (event type, content key) identities already stored.
 
         A copy of an event has the event's time (see `trailguard.events.content_key`), so
         a key is looked for only among events within DEDUP_WINDOW_MS of its time: DuckDB
         then reads just the row groups whose timestamps reach that range, and the cost
         follows the events of those days, not the size of the store. Keys of events
-        without a time of their own are looked for at any time.
+        without a time of their own are looked for at any time. The same record stored as
+        another event type (a CloudTrail record as a `Log` from Firehose and as an
+        `InfrastructureEvent` from a trail file) is a different event.
         """
-        untimed = [key for key in times_by_key if key.startswith(UNTIMED_KEY_PREFIX)]
-        found = self._find_keys(untimed, None) if untimed else set()
-        timed = sorted((time, key) for key, time in times_by_key.items()
-                       if not key.startswith(UNTIMED_KEY_PREFIX))
+        untimed = [identity for identity in times
+                   if identity[1].startswith(UNTIMED_KEY_PREFIX)]
+        found = self._find(untimed, None) if untimed else set()
+        timed = sorted((time, identity) for identity, time in times.items()
+                       if not identity[1].startswith(UNTIMED_KEY_PREFIX))
         for first, last in _time_clusters([time for time, _ in timed]):
-            keys = [key for _, key in timed[first:last]]
-            found |= self._find_keys(keys, (timed[first][0] - DEDUP_WINDOW_MS,
-                                            timed[last - 1][0] + DEDUP_WINDOW_MS))
+            cluster = [identity for _, identity in timed[first:last]]
+            found |= self._find(cluster, (timed[first][0] - DEDUP_WINDOW_MS,
+                                          timed[last - 1][0] + DEDUP_WINDOW_MS))
         return found
 
-    def _find_keys(self, keys: list[str], between: tuple[int, int] | None) -> set[str]:
-        """Those of `keys` stored (with a timestamp in `between`, when given): one scan of
-        the digest column, joined against the incoming keys (the small side of the join is
-        the one DuckDB builds its hash table from)."""
+    def _find(self, identities: list[Identity],
+              between: tuple[int, int] | None) -> set[Identity]:
+        """Those of `identities` stored (with a timestamp in `between`, when given): one
+        scan of the digest column, joined against the incoming keys (the small side of
+        the join is the one DuckDB builds its hash table from)."""
         digest = DEDUP_DIGEST_SQL.format(key="incoming.key")
         where = "WHERE stored.timestamp BETWEEN $low AND $high" if between else ""
         params = {"low": between[0], "high": between[1]} if between else {}
-        self._connection.register("incoming_keys",
-                                  pa.table({"key": pa.array(keys, pa.string())}))
+        incoming = pa.table({"event_type": pa.array([i[0] for i in identities], pa.string()),
+                             "key": pa.array([i[1] for i in identities], pa.string())})
+        self._connection.register("incoming_keys", incoming)
         try:
-            return {row[0] for row in self._connection.execute(
-                f"SELECT DISTINCT incoming.key FROM incoming_keys AS incoming "
-                f"JOIN {TABLE} AS stored ON stored.{DEDUP_COLUMN} = {digest} {where}",
-                params).fetchall()}
+            return {(row[0], row[1]) for row in self._connection.execute(
+                f"SELECT DISTINCT incoming.event_type, incoming.key "
+                f"FROM incoming_keys AS incoming JOIN {TABLE} AS stored "
+                f"ON stored.{DEDUP_COLUMN} = {digest} "
+                f"AND stored.event_type = incoming.event_type {where}", params).fetchall()}
         finally:
             self._connection.unregister("incoming_keys")
 
@@ -300,18 +311,25 @@ def _time_clusters(times: list[int]) -> list[tuple[int, int]]:
     return list(pairwise(bounds))
 
 
-def _first_sightings(keys: list[str | None], seen: set[str]) -> list[bool]:
-    """Per key, False when it is in `seen` (a repeat inside the group); adds new ones.
+def _identities(table: pa.Table) -> list[Identity | None]:
+    """Per row, (event type, content key), or None for an event without a content key."""
+    types = table.column("event_type").to_pylist()
+    keys = table.column(DEDUP_KEY_COLUMN).to_pylist()
+    return [None if key is None else (event_type, key)
+            for event_type, key in zip(types, keys, strict=True)]
 
-    Events without a content key (None) are never repeats.
+
+def _first_sightings(identities: list[Identity | None], seen: set[Identity]) -> list[bool]:
+    """Per row, False when its identity is in `seen` (a repeat inside the group); adds
+    new ones. Events without a content key (None) are never repeats.
     """
     first: list[bool] = []
-    for key in keys:
-        if key is None:
+    for identity in identities:
+        if identity is None:
             first.append(True)
-        elif key in seen:
+        elif identity in seen:
             first.append(False)
         else:
-            seen.add(key)
+            seen.add(identity)
             first.append(True)
     return first

@@ -67,3 +67,35 @@ def test_a_killed_worker_does_not_lose_the_request(pool: DecodePool) -> None:
 
     later = asyncio.run(pool.decode_firehose(big_request(3), GZIP, Limits()))
     assert (later.request_id, later.table.num_rows) == ("big-3", BIG_REQUEST_RECORDS)
+
+
+def test_sigterm_to_the_process_group_leaves_the_workers_to_the_server(pool: DecodePool) -> None:
+    # `systemctl stop` and `timeout` signal every process of the service; workers keep
+    # going until the server, shutting down gracefully, closes the pool.
+    asyncio.run(pool.decode_firehose(big_request(1), GZIP, Limits()))
+    workers = list(pool._executor._processes)
+    for pid in workers:
+        os.kill(pid, signal.SIGTERM)
+
+    after = asyncio.run(pool.decode_firehose(big_request(2), GZIP, Limits()))
+    assert after.table.num_rows == BIG_REQUEST_RECORDS
+    assert list(pool._executor._processes) == workers
+    assert all(process.is_alive() for process in pool._executor._processes.values())
+
+
+def test_a_pool_that_stops_answering_is_replaced(pool: DecodePool, monkeypatch) -> None:
+    from trailguard.ingest import decode_pool
+
+    asyncio.run(pool.decode_firehose(big_request(1), GZIP, Limits()))
+    stopped, stopped_pids = pool._executor, list(pool._executor._processes)
+    for pid in stopped_pids:
+        os.kill(pid, signal.SIGSTOP)  # alive, but never answers
+    monkeypatch.setattr(decode_pool, "DECODE_TIMEOUT_S", 0.5)
+    try:
+        late = asyncio.run(pool.decode_firehose(big_request(2), GZIP, Limits()))
+    finally:
+        for pid in stopped_pids:
+            os.kill(pid, signal.SIGKILL)
+
+    assert (late.request_id, late.table.num_rows) == ("big-2", BIG_REQUEST_RECORDS)
+    assert pool._executor is not stopped

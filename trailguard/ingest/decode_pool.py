@@ -34,6 +34,9 @@ log = logging.getLogger("trailguard.ingest")
 # Bodies smaller than this (compressed) are decoded in-process.
 POOL_MIN_BODY_BYTES = 64 * 1024
 ROWS_PER_CHUNK = 100
+# A 64 MiB request (Firehose's largest) decodes in seconds; a worker silent this long is
+# taken for lost, and the request is decoded in the server instead.
+DECODE_TIMEOUT_S = 120.0
 # Each worker peaks near 150 MiB; past this many, more would add memory, not speed.
 MAX_DEFAULT_WORKERS = 8
 ORPHAN_CHECK_S = 0.5
@@ -108,10 +111,13 @@ class DecodePool:
         wanted = {name: headers[name] for name in _DECODE_HEADERS if name in headers}
         try:
             future = self._executor.submit(decode_firehose_rows, body, wanted, limits)
-            request_id, delivery_key, rows = await asyncio.wrap_future(future)
-        except BrokenProcessPool as exc:
-            log_fields(log, logging.ERROR, "decode worker died; restarting the pool",
-                       reason=str(exc))
+            request_id, delivery_key, rows = await asyncio.wait_for(
+                asyncio.wrap_future(future), DECODE_TIMEOUT_S)
+        except (BrokenProcessPool, TimeoutError) as exc:
+            # A worker died, or the pool stopped answering (a worker killed halfway
+            # through sending its rows leaves the pool reading forever).
+            log_fields(log, logging.ERROR, "decode worker failed; restarting the pool",
+                       reason=str(exc) or type(exc).__name__)
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._new_executor()
             return await asyncio.to_thread(decode_in_process, body, wanted, limits)
@@ -128,8 +134,11 @@ class DecodePool:
 
 
 def _start_worker(server_pid: int) -> None:
-    # Ctrl-C reaches the whole process group; the server decides when workers stop.
+    # Ctrl-C, and SIGTERM from `systemctl stop` or `timeout`, reach the whole process group
+    # (or cgroup); the server decides when workers stop. A worker ended by them in the
+    # middle of sending rows back would leave the pool waiting for the rest forever.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # Arrow's default allocator (mimalloc) keeps freed buffers for reuse: ~30 MiB more
     # peak RSS per worker than the C library's malloc, for no measurable speed here.
     pa.set_memory_pool(pa.system_memory_pool())

@@ -67,8 +67,35 @@ def test_epoch_coercion_stays_in_range(value, expected):
 def test_json_no_column_can_hold_is_kept_whole_as_text(record):
     [event] = events_from_record(record, 1_700_000_000_000, {}, 1 << 20)
 
-    assert (event.timestamp, event.attributes, event.dedup_key) == (
-        1_700_000_000_000, {"message": record.decode()}, None)
+    assert (event.timestamp, event.attributes["message"], event.dedup_key) == (
+        1_700_000_000_000, record.decode(), None)
+    assert "a number no column can keep exactly" in event.attributes["trailguard.parseError"]
+
+
+def test_a_record_kept_as_text_keeps_its_time_and_identity():
+    # The same CloudTrail record twice must be recognised even when kept as text.
+    record = (b'{"eventVersion": "1.08", "eventTime": "2023-11-14T22:13:20Z", '
+              b'"eventSource": "ec2.amazonaws.com", "eventID": "kept-1", '
+              b'"requestParameters": {"n": 123456789012345678901234}}')
+    first, = events_from_record(record, 1_700_000_900_000, {}, 1 << 20)
+    again, = events_from_record(record, 1_700_000_999_000, {}, 1 << 20)
+
+    assert first.timestamp == again.timestamp == 1_700_000_000_000
+    assert first.dedup_key == again.dedup_key and first.dedup_key.startswith("ct:kept-1|")
+    assert first.attributes["message"] == record.decode()
+
+
+@pytest.mark.parametrize("moment", ['"9999-12-31T23:59:59-23:59"', '"0001-01-01T00:00:00+14:00"',
+                                    "-99999999999999"])
+def test_a_time_no_query_can_reach_gives_way_to_the_delivery_time(moment):
+    [event] = events_from_record(b'{"time": ' + moment.encode() + b', "x": 1}',
+                                 1_700_000_000_000, {}, 1 << 20)
+    assert event.timestamp == 1_700_000_000_000
+
+
+def test_a_byte_order_mark_before_a_record_is_not_part_of_it():
+    [event] = events_from_record(b'\xef\xbb\xbf{"x": 1}', 1_700_000_000_000, {}, 1 << 20)
+    assert (event.attributes["x"], event.attributes["message"]) == (1, '{"x": 1}')
 
 
 def test_64_bit_integers_are_kept_as_json():

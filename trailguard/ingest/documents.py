@@ -13,7 +13,7 @@ from trailguard.errors import IngestError
 from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar, content_key
 from trailguard.ingest.actors import cloudtrail_actor
 from trailguard.ingest.flatten import flatten
-from trailguard.ingest.timestamps import coerce_epoch_ms, parse_iso_ms
+from trailguard.ingest.timestamps import coerce_epoch_ms, event_time, parse_iso_ms
 
 CLOUDTRAIL_KEYS = ("eventTime", "eventID")
 FINDING_KEYS = ("id", "type", "severity")
@@ -47,7 +47,7 @@ def cloudtrail_event(record: dict[str, Any], event_type: str = INFRASTRUCTURE_EV
     A record past a per-event limit (see `flatten`) is kept as text (`kept_as_text`), so
     one odd record in a trail file or an API page never stops the others.
     """
-    own_time = parse_iso_ms(str(record.get("eventTime", "")))
+    own_time = event_time(parse_iso_ms(str(record.get("eventTime", ""))))
     try:
         attributes = flatten(record)
     except IngestError as exc:
@@ -104,12 +104,7 @@ def log_event(document: dict[str, Any], fallback_ms: int,
     per-event limit is kept as text (`kept_as_text`), or, when `strict`, raises
     `IngestError` so the caller can keep its raw bytes instead.
     """
-    if "detail" in document and "source" not in document and isinstance(
-            document["detail"], dict) and is_guardduty_finding(document["detail"]):
-        document = {**wrap_finding(document["detail"]), **document}
-    elif is_guardduty_finding(document) and not is_eventbridge_event(document):
-        document = wrap_finding(document)
-
+    document = _as_sent_by_eventbridge(document)
     try:
         attributes = flatten(document)
     except IngestError as exc:
@@ -126,6 +121,25 @@ def log_event(document: dict[str, Any], fallback_ms: int,
     own_time = _document_time(document)
     key = content_key(_dedup_key(document), bool(own_time))
     return Event(LOG, own_time or fallback_ms, attributes, key)
+
+
+def document_identity(document: dict[str, Any]) -> tuple[int | None, str | None]:
+    """The time of its own and the content key `log_event` gives `document`: for a record
+    kept as text, so that its copies are still recognised and it still sorts by its time."""
+    document = _as_sent_by_eventbridge(document)
+    own_time = _document_time(document)
+    return own_time, content_key(_dedup_key(document), bool(own_time))
+
+
+def _as_sent_by_eventbridge(document: dict[str, Any]) -> dict[str, Any]:
+    """A bare GuardDuty finding (or one under `detail` without an envelope) inside the
+    EventBridge envelope GuardDuty sends; any other document as it is."""
+    if "detail" in document and "source" not in document and isinstance(
+            document["detail"], dict) and is_guardduty_finding(document["detail"]):
+        return {**wrap_finding(document["detail"]), **document}
+    if is_guardduty_finding(document) and not is_eventbridge_event(document):
+        return wrap_finding(document)
+    return document
 
 
 def text_log_event(text: str, timestamp: int, extra: dict[str, Scalar] | None = None,
@@ -146,12 +160,12 @@ def _add_actor(attributes: dict[str, Scalar], record: dict[str, Any]) -> None:
 
 def _document_time(document: dict[str, Any]) -> int | None:
     if is_cloudtrail_record(document):
-        return parse_iso_ms(str(document["eventTime"]))
+        return event_time(parse_iso_ms(str(document["eventTime"])))
     if is_eventbridge_event(document) and isinstance(document.get("time"), str):
-        return parse_iso_ms(document["time"])
+        return event_time(parse_iso_ms(document["time"]))
     for key in ("timestamp", "time", "@timestamp"):
         if key in document:
-            moment = coerce_epoch_ms(document[key])
+            moment = event_time(coerce_epoch_ms(document[key]))
             if moment is not None:
                 return moment
     return None

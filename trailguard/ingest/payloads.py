@@ -19,7 +19,7 @@ import orjson
 
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
-from trailguard.ingest.documents import log_event, text_log_event
+from trailguard.ingest.documents import document_identity, log_event, text_log_event
 from trailguard.ingest.flatten import MAX_DEPTH
 from trailguard.ingest.timestamps import coerce_epoch_ms
 
@@ -51,6 +51,8 @@ _decoder = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite
 
 
 def _int_or_digits(text: str) -> int | str:
+    if len(text) > 20:  # past 64 bits whatever the digits (and int() refuses 4,300+)
+        return text
     number = int(text)
     return number if -2**63 <= number < 2**64 else text
 
@@ -151,6 +153,7 @@ def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return [text_log_event(_readable(data), fallback_ms, extra, f"record is not UTF-8: {exc}")]
+    text = text.removeprefix("\ufeff")  # a byte order mark some Windows tools write
 
     try:
         return _events_from_text(text, fallback_ms, extra)
@@ -159,7 +162,7 @@ def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
             raise
         # Past a per-event limit (depth, attribute count, a lone surrogate escape): the
         # record is kept whole, as text, so the rest of its request is stored as usual.
-        return [text_log_event(text, fallback_ms, extra, f"record kept as text: {exc}")]
+        return [_kept_as_text(text, fallback_ms, extra, f"record kept as text: {exc}")]
 
 
 def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> list[Event]:
@@ -168,7 +171,7 @@ def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> 
         stripped = text.strip("\r\n")
         if not stripped.strip():
             return [text_log_event(text, fallback_ms, extra, "record is empty")]
-        return [text_log_event(stripped, fallback_ms, extra)]
+        return [_kept_as_text(stripped, fallback_ms, extra, None)]
 
     # A record of one JSON object keeps its own text as `message` (as sent, and without
     # serialising the document again); documents sharing a record get their JSON each.
@@ -252,6 +255,27 @@ def _single_document(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
+
+
+def _kept_as_text(text: str, fallback_ms: int, extra: dict[str, Scalar],
+                  reason: str | None) -> Event:
+    """A record stored as its text. When the text is one JSON object after all (holding
+    NaN, 1e400 or an integer past 64 bits, or past a per-event limit), the event keeps
+    that object's time and content key, so a copy of it is still recognised."""
+    try:
+        documents = split_json_documents(text, lenient=True)
+    except IngestError:  # nests too deep even to read
+        documents = None
+    if not documents or len(documents) != 1 or not isinstance(documents[0], dict):
+        return text_log_event(text, fallback_ms, extra, reason)
+
+    if reason is None:
+        reason = ("record kept as text: it holds a number no column can keep exactly (NaN, "
+                  "Infinity, 1e400 or an integer past 64 bits)")
+    own_time, key = document_identity(documents[0])
+    event = text_log_event(text, own_time or fallback_ms, extra, reason)
+    event.dedup_key = key
+    return event
 
 
 def _is_control_message(document: Any) -> bool:

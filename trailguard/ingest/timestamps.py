@@ -32,6 +32,17 @@ def in_range(epoch_ms: int) -> bool:
     return -MAX_EPOCH_MS <= epoch_ms <= MAX_EPOCH_MS
 
 
+def event_time(epoch_ms: int | None) -> int | None:
+    """`epoch_ms` when it can be an event's time: after 1970 and by the year 9999.
+
+    Past either end no query window reaches the event; it takes its delivery's time
+    instead (its own text stays in `message`).
+    """
+    if epoch_ms is None or not 0 < epoch_ms <= MAX_EPOCH_MS:
+        return None
+    return epoch_ms
+
+
 def coerce_epoch_ms(value: object) -> int | None:
     """Epoch ms from a number in seconds, ms or µs, or from an ISO string."""
     if isinstance(value, bool):

@@ -192,3 +192,13 @@ def test_a_record_of_one_object_keeps_its_own_text_as_message():
     # Documents that share a record each get their own JSON.
     assert first.attributes["message"] == second.attributes["message"] \
         == '{"eventName":"ConsoleLogin","n":1.5}'
+
+
+@pytest.mark.parametrize(("sent", "extra"), [
+    (b'{"message": null, "x": 1}', {}),
+    (b'{"message": {"a": 1}}', {"message.a": 1}),
+])
+def test_a_message_that_is_not_text_leaves_the_record_text_as_message(sent, extra):
+    [event] = events_from_record(sent, NOW, {}, LIMIT)
+    assert event.attributes["message"] == sent.decode()
+    assert all(event.attributes[name] == value for name, value in extra.items())

@@ -114,7 +114,9 @@ def log_event(document: dict[str, Any], fallback_ms: int,
     else:
         if is_cloudtrail_record(document):
             _add_actor(attributes, document)
-        if "message" not in document:
+        # A document's own `message` is the message; when it has none (or a null, or an
+        # object, which became `message.*` attributes) the document's text is.
+        if "message" not in attributes:
             attributes["message"] = raw_text if raw_text is not None else _json_text(document)
     if extra:
         attributes = {**extra, **attributes}

@@ -81,3 +81,11 @@ def test_the_records_of_one_request_inflate_within_one_total():
     assert caught.value.status == 413
     assert "inflate to more than 1048576 bytes in all" in str(caught.value)
     assert len(decode_request(*firehose(bomb, bomb), limits).events) == 2
+
+
+@pytest.mark.parametrize("moment", ["-99999999999999", "-1", '"9999-12-31T23:59:59-23:59"'])
+def test_a_log_api_time_no_query_can_reach_gives_way_to_the_request_time(moment):
+    [event] = decode_log_payload(b'{"message": "m", "timestamp": ' + moment.encode() + b"}", NOW)
+    [block] = decode_log_payload(b'[{"common": {"timestamp": ' + moment.encode()
+                                 + b'}, "logs": [{"message": "m"}]}]', NOW)
+    assert event.timestamp == block.timestamp == NOW

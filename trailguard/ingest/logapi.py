@@ -15,7 +15,7 @@ from trailguard.events import Event, Scalar
 from trailguard.ingest.documents import log_event
 from trailguard.ingest.flatten import flatten
 from trailguard.ingest.payloads import loads_exact, split_json_documents
-from trailguard.ingest.timestamps import coerce_epoch_ms
+from trailguard.ingest.timestamps import coerce_epoch_ms, event_time
 
 
 def decode_log_payload(body: bytes, received_ms: int) -> list[Event]:
@@ -51,7 +51,7 @@ def _detailed_block(block: dict[str, Any], index: int, received_ms: int) -> list
     if not isinstance(common, dict):
         raise IngestError(f"item [{index}].common must be an object")
     common_attributes = flatten(common.get("attributes") or {})
-    common_ms = coerce_epoch_ms(common.get("timestamp"))
+    common_ms = event_time(coerce_epoch_ms(common.get("timestamp")))
     events = []
     for position, log in enumerate(logs):
         if not isinstance(log, dict):
@@ -61,7 +61,8 @@ def _detailed_block(block: dict[str, Any], index: int, received_ms: int) -> list
 
 
 def _one_log(log: dict[str, Any], common: dict[str, Scalar], fallback_ms: int) -> Event:
-    explicit_ms = coerce_epoch_ms(log.get("timestamp"))
+    # A time no query could reach (before 1970, after 9999) gives way to the request's.
+    explicit_ms = event_time(coerce_epoch_ms(log.get("timestamp")))
     nested = log.get("attributes") if isinstance(log.get("attributes"), dict) else {}
     top_level = {key: value for key, value in log.items()
                  if key not in ("attributes", "timestamp")}

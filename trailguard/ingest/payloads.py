@@ -227,14 +227,18 @@ def split_json_documents(text: str, lenient: bool = False) -> list[Any] | None:
     return documents or None
 
 
+def _may_hold_wide_integer(text: str) -> bool:
+    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_ONLY)
+    return _WIDE_INTEGER_DIGITS in digits
+
+
 def loads_exact(data: bytes | str) -> Any:
     """One JSON value, with integers past 64 bits, NaN and 1e400 kept as strings of their
     JSON spelling (orjson alone would turn a 24-digit integer into an approximate float).
     Raises `IngestError` when `data` is not JSON."""
     text = data.decode("utf-8", "surrogatepass") if isinstance(data, bytes) else data
-    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_ONLY)
     try:
-        if _WIDE_INTEGER_DIGITS not in digits:
+        if not _may_hold_wide_integer(text):
             return orjson.loads(text)
         return _lenient_decoder.decode(text)
     except (ValueError, RecursionError) as exc:  # orjson's error is a ValueError too
@@ -248,8 +252,7 @@ def _single_document(text: str) -> Any:
     surrogates, anything that is not JSON."""
     if text.lstrip()[:1] not in ("{", "["):
         return None
-    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_ONLY)
-    if _WIDE_INTEGER_DIGITS in digits:
+    if _may_hold_wide_integer(text):
         return None
     try:
         return orjson.loads(text)

@@ -13,7 +13,13 @@ import orjson
 import pyarrow as pa
 
 from trailguard.events import Event
-from trailguard.store.schema import ATTRS_COLUMN, BASE_COLUMNS, HOT_BY_ATTRIBUTE, HOT_COLUMNS
+from trailguard.store.schema import (
+    ATTRS_COLUMN,
+    BASE_COLUMNS,
+    EXACT_INTEGER_IN_DOUBLE,
+    HOT_BY_ATTRIBUTE,
+    HOT_COLUMNS,
+)
 
 _ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64()}
 _HOT_ATTRIBUTES = frozenset(HOT_BY_ATTRIBUTE)
@@ -25,7 +31,7 @@ if {hot.sql_type for hot in HOT_COLUMNS} != {"VARCHAR", "DOUBLE"}:
 DEDUP_KEY_COLUMN = "dedup_key"
 # Number columns are DOUBLE: an integer past 2**53 would lose digits there, so it stays in
 # `attrs` (as the exact integer) like any value whose type does not fit its column.
-_EXACT_IN_DOUBLE = 2**53
+_EXACT_IN_DOUBLE = EXACT_INTEGER_IN_DOUBLE
 
 
 def events_to_table(events: list[Event]) -> pa.Table:

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 
 TABLE = "events"
+# A DOUBLE column holds integers exactly only up to this magnitude.
+EXACT_INTEGER_IN_DOUBLE = 2**53
 ATTRS_COLUMN = "attrs"
 
 
@@ -30,8 +32,7 @@ class HotColumn:
         if self.sql_type == "DOUBLE":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return False
-            # A double holds integers exactly only up to 2**53.
-            return isinstance(value, float) or abs(value) <= 2**53
+            return isinstance(value, float) or abs(value) <= EXACT_INTEGER_IN_DOUBLE
         return isinstance(value, str)
 
 

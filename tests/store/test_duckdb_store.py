@@ -229,3 +229,18 @@ def test_the_same_record_as_another_event_type_is_another_event(store):
     again = store.write([cloudtrail_event(record), log_event(record, T0)])
 
     assert (as_log.stored, as_infrastructure.stored, again.duplicates) == (1, 1, 2)
+
+
+def test_the_store_file_is_written_in_row_groups_of_the_configured_size(store):
+    # Small row groups keep each checkpoint's rewrite of the unfinished last group short
+    # (see ROW_GROUP_SIZE); this checks the option reaches the file.
+    from trailguard.ingest.documents import log_event
+    from trailguard.store.duckdb_store import ROW_GROUP_SIZE
+
+    events = [log_event({"message": f"line {n}", "timestamp": T0 + n}, T0)
+              for n in range(ROW_GROUP_SIZE + 100)]
+    store.write(events)
+    groups = store.read("SELECT row_group_id, max(count) FROM pragma_storage_info('events') "
+                        "WHERE column_name = 'event_type' GROUP BY ALL ORDER BY 1", {}).rows
+
+    assert [rows for _, rows in groups] == [ROW_GROUP_SIZE, 100]

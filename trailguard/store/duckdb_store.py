@@ -32,6 +32,15 @@ DATABASE_FILE = "trailguard.duckdb"
 # rewrites the table's unfinished row group: writing 300,000 events in 500-event requests
 # cost 51 us of CPU per event at 16 MB, 49 at 64 MB, 30 at 256 MB.
 CHECKPOINT_THRESHOLD = "256MB"
+# Rows per row group in the store file (DuckDB's default is 122,880). A checkpoint
+# rewrites the table's last, unfinished row group, so with the default every checkpoint
+# recompressed up to 120,000 events again: 500-event requests committed in groups cost
+# 33 us of CPU per written event at 1M events stored (and 60 at 10M); with 16,384-row
+# groups, 19-20 us, flat from 1M to 3M, and 15% less disk. Scans lose nothing measurable,
+# and time filters skip finer ranges.
+ROW_GROUP_SIZE = 16_384
+# The name the store file is attached under; every cursor selects it (`_cursor`).
+CATALOG = "store"
 # How far apart in time two copies of one event may be stored and still be recognised:
 # copies of a record share its time, but a CloudTrail record read from CloudWatch Logs
 # carries the delivery's time, and a finding's EventBridge time can differ from its
@@ -57,16 +66,12 @@ class DuckDBStore:
         if not read_only:
             prepare_data_dir(self.path.parent)
         try:
-            # DuckDB's own default memory limit is 80% of RAM, and its buffer pool keeps
-            # written blocks cached up to it: a long-running server should set one.
-            settings = {"memory_limit": memory_limit} if memory_limit else {}
-            settings["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
-            self._connection = duckdb.connect(str(self.path), read_only=read_only,
-                                              config=settings)
-        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            self._connection = _open(self.path, read_only, memory_limit)
+        except (duckdb.IOException, duckdb.ConnectionException,
+                duckdb.ResourceInUseException) as exc:
             # Another process holds the file lock (IOException), or this process has it
-            # open with another mode (ConnectionException).
-            if "lock" in str(exc).lower() or "different configuration" in str(exc):
+            # open already (ResourceInUseException).
+            if "lock" in str(exc).lower() or isinstance(exc, duckdb.ResourceInUseException):
                 # The command that opened the store adds what to do (cli.py).
                 raise StoreBusyError(f"{self.path} is in use by another trailguard process "
                                      "(a running server?)") from exc
@@ -163,6 +168,7 @@ class DuckDBStore:
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
         """Run a read statement on a cursor of its own (safe beside writes)."""
         cursor = self._connection.cursor()
+        cursor.execute(f"USE {CATALOG}")  # a new cursor starts in the in-memory catalog
         try:
             relation = cursor.execute(sql, params)
             columns = [column[0] for column in relation.description or []]
@@ -288,6 +294,27 @@ class DuckDBStore:
                 f"{digest} AS {DEDUP_COLUMN} FROM incoming_batch")
         finally:
             self._connection.unregister("incoming_batch")
+
+
+def _open(path: Path, read_only: bool, memory_limit: str) -> duckdb.DuckDBPyConnection:
+    """A connection whose default catalog is the store file, attached with ROW_GROUP_SIZE.
+
+    The row group size is an ATTACH option only, hence an in-memory instance that
+    attaches the file rather than `duckdb.connect(path)`.
+    """
+    # DuckDB's own default memory limit is 80% of RAM, and its buffer pool keeps
+    # written blocks cached up to it: a long-running server should set one.
+    settings = {"memory_limit": memory_limit} if memory_limit else {}
+    settings["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
+    connection = duckdb.connect(":memory:", config=settings)
+    options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
+    try:
+        connection.execute(f"ATTACH $path AS {CATALOG} ({options})", {"path": str(path)})
+        connection.execute(f"USE {CATALOG}")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def _rollback(connection: duckdb.DuckDBPyConnection) -> None:

@@ -166,9 +166,11 @@ def test_sigterm_commits_and_checkpoints_before_exiting(tmp_path: Path):
     output = server.stop()
 
     assert 'msg="server stopped"' in output
-    # No .wal left; alerts.sqlite is the alert service's (it runs in every serve).
-    assert sorted(path.name for path in data_dir.iterdir()) == ["alerts.sqlite",
+    # No .wal left and no spooled request; alerts.sqlite is the alert service's (it runs
+    # in every serve).
+    assert sorted(path.name for path in data_dir.iterdir()) == ["alerts.sqlite", "spool",
                                                                 "trailguard.duckdb"]
+    assert list((data_dir / "spool").iterdir()) == []
     store = DuckDBStore(data_dir, read_only=True)
     try:
         assert store.read("SELECT count(*) FROM events", {}).rows == [(RECORDS,)]

@@ -54,6 +54,11 @@ class DecodedDelivery:
     table: pa.Table
 
 
+def decode_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers a Firehose request's decode reads, as a plain dict (to pickle or keep)."""
+    return {name: headers[name] for name in _DECODE_HEADERS if name in headers}
+
+
 def default_workers() -> int:
     """One worker per core, at most MAX_DEFAULT_WORKERS; none on a single core, where a
     worker could only compete with the server.
@@ -108,7 +113,7 @@ class DecodePool:
                               limits: Limits) -> DecodedDelivery:
         """Decode in a worker; if the pool broke (a worker was killed), start a new one
         and decode this request in-process, so the request is not lost to it."""
-        wanted = {name: headers[name] for name in _DECODE_HEADERS if name in headers}
+        wanted = decode_headers(headers)
         try:
             future = self._executor.submit(decode_firehose_rows, body, wanted, limits)
             request_id, delivery_key, rows = await asyncio.wait_for(

@@ -13,11 +13,16 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    """What a write did: events newly stored, events already present, replayed request."""
+    """What a write did: events newly stored, events already present, replayed request.
+
+    `pending`: the delivery is kept in the spool, not yet committed; `stored` then counts
+    the events it carries, and duplicates among them are counted at the commit.
+    """
 
     stored: int
     duplicates: int
     replayed: bool = False
+    pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from trailguard.store.schema import (
 log = logging.getLogger(__name__)
 
 DATABASE_FILE = "trailguard.duckdb"
+# Acknowledged requests waiting for their group commit (see trailguard.store.spool).
+SPOOL_FOLDER = "spool"
 # How much WAL DuckDB gathers before it checkpoints (compresses the new rows into the
 # database file). Its default, 16 MB, is only ~5,000 events here, and every checkpoint also
 # rewrites the table's unfinished row group: writing 300,000 events in 500-event requests
@@ -60,6 +63,7 @@ class DuckDBStore:
     def __init__(self, data_dir: Path, read_only: bool = False,
                  memory_limit: str = "") -> None:
         self.path = Path(data_dir) / DATABASE_FILE
+        self.spool_dir = Path(data_dir) / SPOOL_FOLDER
         if read_only and not self.path.exists():
             raise StoreError(f"no trailguard data in {data_dir} (expected {self.path.name}); "
                              "ingest or import something first, or pass --data-dir")
@@ -79,6 +83,7 @@ class DuckDBStore:
         except duckdb.Error as exc:  # e.g. an invalid store_memory_limit
             raise StoreError(f"cannot open {self.path}: {exc}") from exc
         self._write_lock = threading.Lock()
+        self._read_barrier: Callable[[], None] | None = None
         if not read_only:
             self._prepare_schema()
 
@@ -166,7 +171,10 @@ class DuckDBStore:
         return int(deleted[0]) if deleted else 0
 
     def read(self, sql: str, params: dict[str, Any]) -> QueryResult:
-        """Run a read statement on a cursor of its own (safe beside writes)."""
+        """Run a read statement on a cursor of its own (safe beside writes), once the
+        deliveries already acknowledged are committed (see `set_read_barrier`)."""
+        if self._read_barrier is not None:
+            self._read_barrier()
         cursor = self._connection.cursor()
         cursor.execute(f"USE {CATALOG}")  # a new cursor starts in the in-memory catalog
         try:
@@ -175,6 +183,12 @@ class DuckDBStore:
             return QueryResult(columns, relation.fetchall())
         finally:
             cursor.close()
+
+    def set_read_barrier(self, barrier: Callable[[], None]) -> None:
+        """Call `barrier` before every read: a writer that acknowledges deliveries before
+        committing them (see `trailguard.store.writer`) commits them there, so a query
+        sees every acknowledged event."""
+        self._read_barrier = barrier
 
     def close(self) -> None:
         with self._write_lock:

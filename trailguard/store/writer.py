@@ -2,11 +2,23 @@
 
 Each commit costs an fsync of the WAL, whatever its size, so committing every request
 on its own caps ingest at the disk's fsync rate. Requests instead join a queue; the
-writer thread takes everything queued (up to `max_group_events`), commits it in one
-transaction and only then resolves each request's future, so an HTTP 200 still means
-"on disk". The queue is bounded in events and in bytes (the rows of one request take
-from kilobytes to over a hundred megabytes): past `max_queued_events` or `max_queued_bytes` a submission is
-refused with `StoreOverloadedError`, which receivers answer with 503 (Firehose retries).
+writer thread takes everything queued (up to `max_group_events`) and commits it in one
+transaction. The queue is bounded in events and in bytes (the rows of one request take
+from kilobytes to over a hundred megabytes): past `max_queued_events` or
+`max_queued_bytes` a submission is refused with `StoreOverloadedError`, which receivers
+answer with 503 (Firehose retries).
+
+With a `Spool`, a delivery that comes with its `SpoolRecord` is acknowledged once the
+record is fsync'd to the spool, and its rows wait in a batch until `commit_rows` rows
+are gathered, `commit_delay_s` has passed, a reader asks for them (`flush`, which every
+store read calls first), or a delivery without a record (a poller's page) arrives. Big
+transactions let the store write whole compressed row groups (see `spool.py`). Without
+a record, a delivery's future resolves once its transaction has committed.
+
+A batch the store refuses stays in the spool and in memory and is tried again after a
+pause; the queue bound then answers new senders 503. When several deliveries fail
+together but some succeed alone, those that fail alone are set aside in the spool's
+`unreadable/` folder (never deleted) and logged.
 """
 
 from __future__ import annotations
@@ -15,20 +27,32 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 
 from trailguard.errors import StoreError, StoreOverloadedError
 from trailguard.logs import log_fields
 from trailguard.store.base import Delivery, EventStore, WriteResult
+from trailguard.store.spool import Spool, SpoolRecord, read_segment
 
 log = logging.getLogger("trailguard.store.writer")
+
+# How long a reader waits for acknowledged rows to be committed before it reads without
+# them (the store is failing; the rows are safe in the spool meanwhile).
+FLUSH_TIMEOUT_S = 30.0
+# Pauses before a refused batch is tried again.
+RETRY_PAUSES_S = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+# Decodes a spooled request again (after a restart), as its receiver did.
+Replay = Callable[[SpoolRecord], Delivery]
 
 
 @dataclass(slots=True)
 class _Pending:
     delivery: Delivery
     future: Future[WriteResult]
+    record: SpoolRecord | None = None
 
 
 class GroupCommitWriter:
@@ -36,22 +60,45 @@ class GroupCommitWriter:
 
     def __init__(self, store: EventStore, max_queued_events: int = 50_000,
                  max_group_events: int = 20_000,
-                 max_queued_bytes: int = 256 * 1024 * 1024) -> None:
+                 max_queued_bytes: int = 256 * 1024 * 1024,
+                 spool: Spool | None = None, replay: Replay | None = None,
+                 commit_rows: int = 16_384, commit_delay_s: float = 1.0) -> None:
         self.store = store
         self.max_queued_events = max_queued_events
         self.max_queued_bytes = max_queued_bytes
         self.max_group_events = max_group_events
+        self.commit_rows = commit_rows
+        self.commit_delay_s = commit_delay_s
         self.commits = 0
+        self._spool = spool
         self._queue: deque[_Pending] = deque()
-        self._queued_events = 0
+        self._queued_events = 0  # queued, and batched but not committed
         self._queued_bytes = 0
+        self._batch: list[_Pending] = []
+        self._batch_rows = 0
+        self._batch_since = 0.0
+        self._submitted = 0  # deliveries submitted; a reader waits for this many ...
+        self._committed = 0  # ... to be committed (or refused)
+        self._flush_upto = 0  # a reader waits for the deliveries submitted up to here
+        self._retry_at = 0.0
+        self._failures = 0
         self._closed = False
         self._ready = threading.Condition()
+        if spool is not None:
+            if replay is None:
+                raise ValueError("a spool needs a replay function for what it holds")
+            self._recover(spool, replay)
+            set_barrier = getattr(store, "set_read_barrier", None)
+            if set_barrier is not None:
+                set_barrier(self.flush)
         self._thread = threading.Thread(target=self._run, name="trailguard-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, delivery: Delivery) -> Future[WriteResult]:
-        """Queue `delivery`; the future resolves once its transaction has committed.
+    def submit(self, delivery: Delivery,
+               record: SpoolRecord | None = None) -> Future[WriteResult]:
+        """Queue `delivery`; the future resolves once its transaction has committed, or,
+        with a spool and `record`, once the record is on disk in the spool (the result
+        then has `pending` set: duplicates are counted when the batch commits).
 
         Raises `StoreOverloadedError` when the queue is full. A delivery larger than
         the whole bound is still taken when the queue is empty, so it is never refused
@@ -59,83 +106,255 @@ class GroupCommitWriter:
         """
         size, nbytes = max(1, delivery.size), delivery.nbytes
         future: Future[WriteResult] = Future()
+        if self._spool is None:
+            record = None
         with self._ready:
             if self._closed:
                 raise StoreError("the store is shutting down; retry later")
-            if self._queue and self._queued_events + size > self.max_queued_events:
+            waiting = self._queue or self._batch
+            if waiting and self._queued_events + size > self.max_queued_events:
                 raise StoreOverloadedError(
                     f"ingest queue is full ({self._queued_events} events waiting, bound "
                     f"{self.max_queued_events}); retry later")
-            if self._queue and self._queued_bytes + nbytes > self.max_queued_bytes:
+            if waiting and self._queued_bytes + nbytes > self.max_queued_bytes:
                 raise StoreOverloadedError(
                     f"ingest queue is full ({self._queued_bytes // 2**20} MiB waiting, bound "
                     f"{self.max_queued_bytes // 2**20} MiB); retry later")
-            self._queue.append(_Pending(delivery, future))
+            self._queue.append(_Pending(delivery, future, record))
             self._queued_events += size
             self._queued_bytes += nbytes
+            self._submitted += 1
             self._ready.notify()
         return future
 
     def write(self, delivery: Delivery) -> WriteResult:
-        """Submit and wait (for callers outside the event loop)."""
+        """Submit and wait until committed (for callers outside the event loop)."""
         return self.submit(delivery).result()
+
+    def flush(self) -> None:
+        """Wait until every delivery submitted so far is committed (or refused): what
+        a reader calls so that an acknowledged request is in its answer. Returns after
+        FLUSH_TIMEOUT_S regardless, when the store keeps refusing the batch."""
+        if threading.current_thread() is self._thread:
+            return
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        with self._ready:
+            target = self._submitted
+            while self._committed < target and self._thread.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log_fields(log, logging.WARNING, "read goes ahead without rows the store "
+                               "has not committed yet", waiting=target - self._committed)
+                    return
+                self._flush_upto = max(self._flush_upto, target)
+                self._ready.notify_all()
+                self._ready.wait(min(left, 1.0))
 
     def close(self) -> None:
         """Commit what is queued, then stop the thread."""
         with self._ready:
             self._closed = True
-            self._ready.notify()
+            self._ready.notify_all()
         self._thread.join()
+        if self._spool is not None:
+            self._spool.close()
 
     def _run(self) -> None:
         while True:
-            group = self._next_group()
-            if group is None:
+            taken, closing = self._next_work()
+            if taken:
+                self._accept(taken)
+            if self._batch and self._commit_due(closing):
+                self._commit_batch()
+            if closing and not self._batch:
+                with self._ready:
+                    if not self._queue:
+                        return
+            if closing and self._batch and time.monotonic() < self._retry_at:
+                # Shutting down while the store refuses the batch: it stays in the spool
+                # for the next start.
+                log_fields(log, logging.ERROR, "stopping with deliveries not committed; "
+                           "they are in the spool and are written at the next start",
+                           deliveries=len(self._batch))
+                self._resolve_batch(StoreError("the store refused the write; retry later"))
                 return
-            if group:
-                self._commit(group)
 
-    def _next_group(self) -> list[_Pending] | None:
+    def _next_work(self) -> tuple[list[_Pending], bool]:
+        """Wait for something to do: queued deliveries, a due batch, or the end."""
         with self._ready:
-            while not self._queue and not self._closed:
-                self._ready.wait()
-            if not self._queue:
-                return None
-            group: list[_Pending] = []
-            events = 0
-            while self._queue and (not group or events + self._queue[0].delivery.size
+            while not self._queue and not self._closed and not self._batch_due_now():
+                self._ready.wait(self._wait_s())
+            taken: list[_Pending] = []
+            events = self._batch_rows
+            while self._queue and (not taken or events + self._queue[0].delivery.size
                                    <= self.max_group_events):
                 pending = self._queue.popleft()
-                self._queued_events -= max(1, pending.delivery.size)
-                self._queued_bytes -= pending.delivery.nbytes
                 # False when the waiter gave up (cancelled): the sender retries anyway.
                 # True makes the future uncancellable, so setting its result cannot fail.
                 if pending.future.set_running_or_notify_cancel():
-                    group.append(pending)
+                    taken.append(pending)
                     events += pending.delivery.size
-            return group
+                else:
+                    self._forget([pending])
+            return taken, self._closed
 
-    def _commit(self, group: list[_Pending]) -> None:
+    def _wait_s(self) -> float | None:
+        if not self._batch:
+            return None
+        now = time.monotonic()
+        # Paused after a refusal: wake when the pause ends. Otherwise the batch is due at
+        # its delay; submissions and readers wake the thread sooner.
+        due = self._retry_at if now < self._retry_at else self._batch_since + self.commit_delay_s
+        return max(0.001, due - now)
+
+    def _batch_due_now(self) -> bool:
+        return bool(self._batch) and self._commit_due(False)
+
+    def _commit_due(self, closing: bool) -> bool:
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        return (closing or self._flush_upto > self._committed
+                or self._batch_rows >= self.commit_rows
+                or now - self._batch_since >= self.commit_delay_s
+                or any(pending.record is None for pending in self._batch))
+
+    def _accept(self, taken: list[_Pending]) -> None:
+        """Spool (and so acknowledge) the deliveries that have a record; batch them all."""
+        spooled = [pending for pending in taken if pending.record is not None]
+        if spooled and self._spool is not None:
+            try:
+                self._spool.append([pending.record for pending in spooled
+                                    if pending.record is not None])
+            except OSError as exc:
+                log_fields(log, logging.ERROR, "cannot write the spool", reason=str(exc))
+                refused = StoreError(f"cannot keep the delivery on disk: {exc}")
+                for pending in spooled:
+                    pending.future.set_exception(refused)
+                self._forget(spooled)
+                taken = [pending for pending in taken if pending.record is None]
+            else:
+                for pending in spooled:
+                    pending.future.set_result(
+                        WriteResult(pending.delivery.size, 0, pending=True))
+        if taken and not self._batch:
+            self._batch_since = time.monotonic()
+        self._batch.extend(taken)
+        self._batch_rows += sum(pending.delivery.size for pending in taken)
+
+    def _commit_batch(self) -> None:
+        batch, self._batch, self._batch_rows = self._batch, [], 0
+        if self._commit(batch):
+            if self._spool is not None:
+                self._spool.release()
+            self._failures = 0
+            self._forget(batch)
+            return
+        # The store refused the batch as a whole: keep it (it is in the spool), pause.
+        self._batch, self._batch_rows = batch, sum(p.delivery.size for p in batch)
+        pause = RETRY_PAUSES_S[min(self._failures, len(RETRY_PAUSES_S) - 1)]
+        self._failures += 1
+        self._retry_at = time.monotonic() + pause
+        waiting = [pending for pending in batch if pending.record is None]
+        if waiting:  # those senders wait for the commit; they hear why and retry
+            self._resolve(waiting, StoreError("the store refused the write; retry later"))
+            self._batch = [pending for pending in batch if pending.record is not None]
+            self._batch_rows = sum(p.delivery.size for p in self._batch)
+            self._forget(waiting)
+
+    def _commit(self, group: list[_Pending]) -> bool:
+        """Commit `group` in one transaction; False when the store refused it as a whole
+        (nothing stored; spooled deliveries stay waiting). A delivery that fails alone
+        while others succeed is answered with its error, or set aside when spooled."""
         started = time.monotonic()
         try:
             results = self.store.write_deliveries([pending.delivery for pending in group])
         except StoreError as exc:
             if len(group) == 1:
-                group[0].future.set_exception(exc)
-                return
+                return self._refused_alone(group[0], exc, others_succeeded=False)
             # One delivery may have spoiled the group: commit each alone so only it fails.
             log_fields(log, logging.WARNING, "group commit failed; retrying one by one",
                        deliveries=len(group), reason=str(exc))
-            for pending in group:
-                self._commit([pending])
-            return
+            kept = [self._commit_alone(pending) for pending in group]
+            if not any(kept):
+                return False
+            for pending, stored in zip(group, kept, strict=True):
+                if not stored:
+                    self._refused_alone(pending, exc, others_succeeded=True)
+            return True
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
-            for pending in group:
-                pending.future.set_exception(StoreError(f"store write failed: {exc!r}"))
-            return
+            log_fields(log, logging.ERROR, "store write failed", reason=repr(exc))
+            return False
         self.commits += 1
         for pending, result in zip(group, results, strict=True):
-            pending.future.set_result(result)
+            if pending.record is None:
+                pending.future.set_result(result)
         log_fields(log, logging.DEBUG, "group committed", deliveries=len(group),
                    events=sum(p.delivery.size for p in group),
+                   stored=sum(r.stored for r in results),
+                   duplicates=sum(r.duplicates for r in results),
                    ms=round((time.monotonic() - started) * 1000, 1))
+        return True
+
+    def _commit_alone(self, pending: _Pending) -> bool:
+        try:
+            result = self.store.write_deliveries([pending.delivery])[0]
+        except StoreError:
+            return False
+        if pending.record is None:
+            pending.future.set_result(result)
+        return True
+
+    def _refused_alone(self, pending: _Pending, exc: StoreError,
+                       others_succeeded: bool) -> bool:
+        """A delivery the store refused on its own. A waiting sender hears why. A spooled
+        one is set aside when others committed (it is the cause), else kept for a retry."""
+        if pending.record is None:
+            pending.future.set_exception(exc)
+            return True
+        if others_succeeded and self._spool is not None:
+            self._spool.quarantine(pending.record, str(exc))
+            return True
+        return False
+
+    def _resolve(self, group: list[_Pending], exc: StoreError) -> None:
+        for pending in group:
+            if pending.record is None and not pending.future.done():
+                pending.future.set_exception(exc)
+
+    def _resolve_batch(self, exc: StoreError) -> None:
+        self._resolve(self._batch, exc)
+        self._forget(self._batch)
+        self._batch, self._batch_rows = [], 0
+
+    def _forget(self, group: list[_Pending]) -> None:
+        """`group` is done with (committed, refused or cancelled): free its share of the
+        queue bound, and let readers waiting for it go on."""
+        with self._ready:
+            for pending in group:
+                self._queued_events -= max(1, pending.delivery.size)
+                self._queued_bytes -= pending.delivery.nbytes
+            self._committed += len(group)
+            self._ready.notify_all()
+
+    def _recover(self, spool: Spool, replay: Replay) -> None:
+        """Write what an earlier run acknowledged but may not have committed (segments
+        still in the spool), then delete those segments. Request keys make a delivery
+        committed before the crash a replay, stored once."""
+        for segment in spool.leftover_segments():
+            deliveries: list[tuple[SpoolRecord, Delivery]] = []
+            for record in read_segment(segment):
+                try:
+                    deliveries.append((record, replay(record)))
+                except Exception as exc:  # noqa: BLE001 - decoding rules may have changed
+                    spool.quarantine(record, f"cannot decode it again: {exc}")
+            group = [_Pending(delivery, Future(), record) for record, delivery in deliveries]
+            for start in range(0, len(group), 64):
+                part = group[start:start + 64]
+                if not self._commit(part):
+                    raise StoreError(f"cannot write the deliveries kept in {segment} to the "
+                                     "store; they stay there for the next start")
+            log_fields(log, logging.INFO, "spooled deliveries written after a restart",
+                       segment=segment.name, deliveries=len(group),
+                       events=sum(p.delivery.size for p in group))
+            segment.unlink()

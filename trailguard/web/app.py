@@ -18,10 +18,11 @@ from trailguard.ingest.decode_pool import DecodePool, default_workers
 from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
 from trailguard.store.retention import RetentionJob
+from trailguard.store.spool import Spool
 from trailguard.store.writer import GroupCommitWriter
 from trailguard.web import alerts_api, retention_api, sources_api
 from trailguard.web.query_api import nrql_endpoint
-from trailguard.web.receivers import firehose_endpoint, log_api_endpoint
+from trailguard.web.receivers import firehose_endpoint, log_api_endpoint, spool_replay
 from trailguard.web.state import AppState
 
 if TYPE_CHECKING:
@@ -41,8 +42,16 @@ def create_app(config: Config, store: EventStore,
     `alerts` is the running alert service, if any, that the alerts API manages.
     `sources` (the AWS pollers) run while the app does, writing through its writer.
     """
+    limits = Limits(max_body_bytes=config.max_body_bytes,
+                    max_inflated_bytes=config.max_inflated_bytes)
+    # Receivers acknowledge once a request is in the spool, beside the store file; rows
+    # are committed in big batches (see trailguard.store.spool). A store without a
+    # spool folder commits every group before its senders hear back.
+    spool_dir = getattr(store, "spool_dir", None)
     writer = GroupCommitWriter(store, max_queued_events=config.ingest_queue_events,
-                               max_queued_bytes=config.ingest_queue_mib * 2**20)
+                               max_queued_bytes=config.ingest_queue_mib * 2**20,
+                               spool=Spool(spool_dir) if spool_dir is not None else None,
+                               replay=spool_replay(limits))
 
     retention = RetentionJob(store, config.retention_days)
     workers = (default_workers() if config.ingest_decode_workers < 0
@@ -71,8 +80,6 @@ def create_app(config: Config, store: EventStore,
         *sources_api.routes(),
         *retention_api.routes(),
     ])
-    limits = Limits(max_body_bytes=config.max_body_bytes,
-                    max_inflated_bytes=config.max_inflated_bytes)
     app.state.trailguard = AppState(config, store, limits, writer, alerts=alerts, sources=sources,
                                       decode_pool=decode_pool, retention=retention)
     return app

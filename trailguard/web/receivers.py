@@ -15,13 +15,20 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from trailguard.errors import IngestError, StoreError, StoreOverloadedError
-from trailguard.ingest.decode_pool import POOL_MIN_BODY_BYTES, DecodedDelivery, decode_in_process
+from trailguard.ingest.decode_pool import (
+    POOL_MIN_BODY_BYTES,
+    DecodedDelivery,
+    decode_headers,
+    decode_in_process,
+)
 from trailguard.ingest.firehose import Limits, printable_request_id
 from trailguard.ingest.logapi import decode_log_payload
 from trailguard.ingest.payloads import body_is_gzipped, gunzip_bounded
 from trailguard.logs import log_fields
 from trailguard.store.arrow_rows import events_to_table
 from trailguard.store.base import Delivery, WriteResult
+from trailguard.store.spool import SpoolRecord
+from trailguard.store.writer import Replay
 from trailguard.web.auth import key_matches, presented_key
 from trailguard.web.bodies import read_limited
 from trailguard.web.state import AppState
@@ -31,8 +38,13 @@ log = logging.getLogger("trailguard.ingest")
 LOG_API_KEY_HEADERS = ("api-key", "x-license-key", "x-insert-key")
 
 
+FIREHOSE_RECORD = "firehose"
+LOG_API_RECORD = "logapi"
+
+
 async def firehose_endpoint(request: Request) -> Response:
-    """`POST /firehose/v1`: answer 200 only once every record is committed."""
+    """`POST /firehose/v1`: answer 200 only once every record is on disk (committed, or
+    kept in the spool until the next group commit)."""
     state: AppState = request.app.state.trailguard
     header_id = printable_request_id(request.headers.get("x-amz-firehose-request-id", ""))
     started = time.monotonic()
@@ -48,8 +60,11 @@ async def firehose_endpoint(request: Request) -> Response:
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
         decoded = await _decode_firehose(state, body, request.headers)
-        result = await _commit(state, Delivery([], decoded.delivery_key, _now_ms(),
-                                               table=decoded.table))
+        received_ms = _now_ms()
+        record = SpoolRecord(FIREHOSE_RECORD, {"headers": decode_headers(request.headers),
+                                               "received_ms": received_ms}, body)
+        result = await _commit(state, Delivery([], decoded.delivery_key, received_ms,
+                                               table=decoded.table), record)
     except IngestError as exc:
         log_fields(log, logging.WARNING, "firehose delivery rejected", request_id=header_id,
                    status=exc.status, reason=str(exc))
@@ -63,7 +78,9 @@ async def firehose_endpoint(request: Request) -> Response:
                    reason=str(exc))
         return _firehose_error(header_id, 503, "store unavailable, retry later")
 
-    log_fields(log, logging.INFO, "firehose delivery committed", request_id=decoded.request_id,
+    log_fields(log, logging.INFO,
+               "firehose delivery spooled" if result.pending else "firehose delivery committed",
+               request_id=decoded.request_id,
                events=result.stored, duplicates=result.duplicates, replayed=result.replayed,
                ms=round((time.monotonic() - started) * 1000, 1))
     return JSONResponse({"requestId": decoded.request_id, "timestamp": _now_ms()})
@@ -82,9 +99,16 @@ async def log_api_endpoint(request: Request) -> Response:
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
         gzipped = body_is_gzipped(request.headers)
+        received_ms = _now_ms()
         rows = await anyio.to_thread.run_sync(_decode_log_body, body, gzipped, state.limits,
-                                              limiter=state.decode_slots)
-        result = await _commit(state, Delivery([], table=rows))
+                                              received_ms, limiter=state.decode_slots)
+        # The request's own key: were it written twice (spooled, committed, then written
+        # again after a crash that left the spool), the second is a replay.
+        request_id = str(uuid.uuid4())
+        record = SpoolRecord(LOG_API_RECORD, {"gzipped": gzipped, "received_ms": received_ms,
+                                              "request_id": request_id}, body)
+        result = await _commit(state, Delivery([], _log_api_key(request_id), received_ms,
+                                               table=rows), record)
     except IngestError as exc:
         log_fields(log, logging.WARNING, "log api request rejected", status=exc.status,
                    reason=str(exc))
@@ -96,8 +120,9 @@ async def log_api_endpoint(request: Request) -> Response:
         log_fields(log, logging.ERROR, "log api request not stored", reason=str(exc))
         return JSONResponse({"error": "store unavailable, retry later"}, status_code=503)
 
-    request_id = str(uuid.uuid4())
-    log_fields(log, logging.INFO, "log api request committed", request_id=request_id,
+    log_fields(log, logging.INFO,
+               "log api request spooled" if result.pending else "log api request committed",
+               request_id=request_id,
                events=result.stored, duplicates=result.duplicates)
     return JSONResponse({"requestId": request_id}, status_code=202)
 
@@ -111,15 +136,35 @@ async def _decode_firehose(state: AppState, body: bytes,
         return await anyio.to_thread.run_sync(decode_in_process, body, headers, state.limits)
 
 
-def _decode_log_body(body: bytes, gzipped: bool, limits: Limits) -> pa.Table:
+def _decode_log_body(body: bytes, gzipped: bool, limits: Limits, received_ms: int) -> pa.Table:
     if gzipped:
         body = gunzip_bounded(body, limits.max_inflated_bytes, "request body")
-    return events_to_table(decode_log_payload(body, _now_ms()))
+    return events_to_table(decode_log_payload(body, received_ms))
 
 
-async def _commit(state: AppState, delivery: Delivery) -> WriteResult:
-    """Queue `delivery` for the next group commit and wait until it is on disk."""
-    return await asyncio.wrap_future(state.writer.submit(delivery))
+def _log_api_key(request_id: str) -> str:
+    return f"logapi:{request_id}"
+
+
+def spool_replay(limits: Limits) -> Replay:
+    """Decodes a spooled request again, as its receiver did, for the writer's recovery."""
+    def replay(record: SpoolRecord) -> Delivery:
+        meta = record.meta
+        if record.kind == FIREHOSE_RECORD:
+            decoded = decode_in_process(record.payload, meta["headers"], limits)
+            return Delivery([], decoded.delivery_key, meta["received_ms"], table=decoded.table)
+        if record.kind == LOG_API_RECORD:
+            rows = _decode_log_body(record.payload, meta["gzipped"], limits, meta["received_ms"])
+            return Delivery([], _log_api_key(meta["request_id"]), meta["received_ms"],
+                            table=rows)
+        raise IngestError(f"the spool holds a request of unknown kind {record.kind!r}")
+    return replay
+
+
+async def _commit(state: AppState, delivery: Delivery, record: SpoolRecord) -> WriteResult:
+    """Queue `delivery` for the next group commit and wait until it is on disk: in the
+    spool (`record`), or committed when the server runs without one."""
+    return await asyncio.wrap_future(state.writer.submit(delivery, record))
 
 
 def _firehose_error(request_id: str, status: int, message: str) -> JSONResponse:

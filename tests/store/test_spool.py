@@ -1,0 +1,227 @@
+"""The spool: acknowledged deliveries on disk until committed, written again after a crash."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from trailguard.errors import StoreError
+from trailguard.events import LOG, Event
+from trailguard.store import Delivery, DuckDBStore, WriteResult
+from trailguard.store.spool import QUARANTINE_DIR, Spool, SpoolRecord, read_segment
+from trailguard.store.writer import GroupCommitWriter
+
+T0 = 1_700_000_000_000
+
+
+def events(prefix: str, count: int) -> list[Event]:
+    # No content keys: only the request key can tell a replayed delivery apart.
+    return [Event(LOG, T0 + n, {"message": f"{prefix}-{n}"}, None) for n in range(count)]
+
+
+def record(name: str, count: int) -> SpoolRecord:
+    return SpoolRecord("test", {"name": name, "count": count}, name.encode())
+
+
+def replay(spooled: SpoolRecord) -> Delivery:
+    """Rebuilds the delivery from its record, as the receivers' replay decodes a body."""
+    name, count = spooled.meta["name"], spooled.meta["count"]
+    return Delivery(events(name, count), f"req-{name}", 1)
+
+
+def delivery(name: str, count: int) -> tuple[Delivery, SpoolRecord]:
+    return replay(record(name, count)), record(name, count)
+
+
+def messages(store: DuckDBStore) -> list[str]:
+    return [row[0] for row in store.read("SELECT a_message FROM events ORDER BY 1", {}).rows]
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    opened = DuckDBStore(tmp_path / "data")
+    yield opened
+    opened.close()
+
+
+class FlakyStore:
+    """A real store that refuses writes while `refusing` is set, or any group holding
+    the delivery `poison`."""
+
+    def __init__(self, store: DuckDBStore, poison: str | None = None) -> None:
+        self.store = store
+        self.poison = poison
+        self.refusing = threading.Event()
+        self.attempts = 0
+
+    def write_deliveries(self, deliveries: list[Delivery]) -> list[WriteResult]:
+        self.attempts += 1
+        if self.refusing.is_set():
+            raise StoreError("disk full (simulated)")
+        if any(d.request_id == self.poison for d in deliveries):
+            raise StoreError("a value no column can hold (simulated)")
+        return self.store.write_deliveries(deliveries)
+
+
+def test_records_survive_a_round_trip_and_a_torn_tail_is_skipped(tmp_path: Path):
+    spool = Spool(tmp_path)
+    spool.append([record("a", 1), SpoolRecord("logapi", {"gzipped": True}, b"\x00\xff" * 50)])
+    spool.append([record("b", 2)])
+    spool.close()
+    segment, = spool.leftover_segments()
+    with segment.open("ab") as torn:  # a crash in the middle of the next append
+        torn.write(b"TGS1\x10\x00")
+
+    kept = list(read_segment(segment))
+
+    assert [(r.kind, r.meta, r.payload) for r in kept] == [
+        ("test", {"name": "a", "count": 1}, b"a"),
+        ("logapi", {"gzipped": True}, b"\x00\xff" * 50),
+        ("test", {"name": "b", "count": 2}, b"b")]
+
+
+def test_a_damaged_frame_ends_the_segment(tmp_path: Path):
+    spool = Spool(tmp_path)
+    spool.append([record("a", 1), record("b", 1)])
+    spool.close()
+    segment, = spool.leftover_segments()
+    data = bytearray(segment.read_bytes())
+    data[-1] ^= 0xFF  # the last payload byte: its CRC no longer matches
+    segment.write_bytes(bytes(data))
+
+    assert [r.meta["name"] for r in read_segment(segment)] == ["a"]
+
+
+def test_a_new_spool_numbers_segments_after_the_leftover_ones(tmp_path: Path):
+    first = Spool(tmp_path)
+    first.append([record("a", 1)])
+    first.close()
+
+    second = Spool(tmp_path)
+    second.append([record("b", 1)])
+    second.release()
+
+    assert [path.name for path in second.leftover_segments()] == ["000000000001.spool"]
+
+
+def test_a_spooled_delivery_is_acknowledged_before_its_commit(store, tmp_path: Path):
+    gate = threading.Event()
+
+    class Gated:
+        def write_deliveries(self, deliveries):
+            gate.wait()
+            return store.write_deliveries(deliveries)
+
+    writer = GroupCommitWriter(Gated(), spool=Spool(tmp_path / "spool"), replay=replay)  # type: ignore[arg-type]
+    acked = writer.submit(*delivery("a", 3)).result(timeout=10)
+
+    assert acked == WriteResult(3, 0, pending=True)
+    assert len(Spool(tmp_path / "spool").leftover_segments()) == 1  # on disk before commit
+    gate.set()
+    writer.close()
+    assert messages(store) == ["a-0", "a-1", "a-2"]
+    assert Spool(tmp_path / "spool").leftover_segments() == []
+
+
+def test_acknowledged_deliveries_are_committed_together_and_seen_by_the_next_read(store):
+    writer = GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=replay,
+                               commit_rows=1_000, commit_delay_s=60)
+    acks = [writer.submit(*delivery(f"r{n}", 10)).result(timeout=10) for n in range(5)]
+
+    assert writer.commits == 0  # 50 rows wait for 1,000 or for a reader
+    assert len(messages(store)) == 50  # the read flushed them
+    assert writer.commits == 1
+    assert all(ack.pending for ack in acks)
+    writer.close()
+
+
+def test_a_batch_is_committed_once_it_reaches_commit_rows(store):
+    writer = GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=replay,
+                               commit_rows=25, commit_delay_s=60)
+    for n in range(6):
+        writer.submit(*delivery(f"r{n}", 10)).result(timeout=10)
+    writer.close()
+
+    # 10 + 10 + 10 reach 25; the last 30 are committed by close.
+    assert writer.commits == 2
+    assert len(messages(store)) == 60
+
+
+def test_a_page_without_a_record_commits_the_batch_and_waits_for_it(store):
+    writer = GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=replay,
+                               commit_rows=1_000, commit_delay_s=60)
+    writer.submit(*delivery("spooled", 2)).result(timeout=10)
+
+    result = writer.write(Delivery(events("page", 3), "page-1", 1))
+
+    assert result == WriteResult(3, 0)
+    assert writer.commits == 1
+    writer.close()
+
+
+def test_a_crash_before_the_commit_loses_nothing_and_stores_nothing_twice(store, tmp_path):
+    # What a killed server leaves: two acknowledged requests in the spool, the first of
+    # them committed just before the kill (its segment not yet deleted).
+    spool = Spool(store.spool_dir)
+    spool.append([record("committed", 4), record("waiting", 3)])
+    spool.close()
+    store.write_deliveries([replay(record("committed", 4))])
+
+    writer = GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=replay)
+    writer.close()
+
+    assert messages(store) == [f"committed-{n}" for n in range(4)] + [
+        f"waiting-{n}" for n in range(3)]
+    assert Spool(store.spool_dir).leftover_segments() == []
+
+
+def test_a_record_that_cannot_be_decoded_again_is_set_aside_not_deleted(store):
+    spool = Spool(store.spool_dir)
+    spool.append([record("good", 2), SpoolRecord("unknown", {}, b"?")])
+    spool.close()
+
+    def strict_replay(spooled: SpoolRecord) -> Delivery:
+        if spooled.kind != "test":
+            raise ValueError("unknown kind")
+        return replay(spooled)
+
+    GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=strict_replay).close()
+
+    assert messages(store) == ["good-0", "good-1"]
+    aside, = (store.spool_dir / QUARANTINE_DIR).iterdir()
+    assert [r.kind for r in read_segment(aside)] == ["unknown"]
+
+
+def test_a_refusing_store_keeps_the_batch_and_commits_it_later(store):
+    flaky = FlakyStore(store)
+    writer = GroupCommitWriter(flaky, spool=Spool(store.spool_dir), replay=replay,  # type: ignore[arg-type]
+                               commit_rows=1, commit_delay_s=60)
+    flaky.refusing.set()
+    acked = writer.submit(*delivery("a", 2)).result(timeout=10)
+    page = writer.submit(Delivery(events("page", 1), "page-1", 1))
+
+    with pytest.raises(StoreError, match="refused"):
+        page.result(timeout=10)  # a sender that waits for the commit hears why
+    assert acked.pending and messages(store) == []
+    flaky.refusing.clear()
+    writer.flush()  # waits out the pause, then commits
+
+    assert messages(store) == ["a-0", "a-1"]
+    assert flaky.attempts >= 2
+    writer.close()
+
+
+def test_a_delivery_the_store_refuses_alone_is_set_aside_and_the_rest_committed(store):
+    flaky = FlakyStore(store, poison="req-bad")
+    writer = GroupCommitWriter(flaky, spool=Spool(store.spool_dir), replay=replay,  # type: ignore[arg-type]
+                               commit_rows=1_000, commit_delay_s=60)
+    for name in ("good", "bad", "fine"):
+        writer.submit(*delivery(name, 2)).result(timeout=10)
+    writer.close()
+
+    assert messages(store) == ["fine-0", "fine-1", "good-0", "good-1"]
+    aside, = (store.spool_dir / QUARANTINE_DIR).iterdir()
+    assert [r.meta["name"] for r in read_segment(aside)] == ["bad"]
+    assert Spool(store.spool_dir).leftover_segments() == []

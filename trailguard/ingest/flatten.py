@@ -20,6 +20,13 @@ MAX_NAME_CHARS = 1_024
 # them exactly.
 _WIDE = 2**63
 
+try:
+    # The common case in C (setup.py builds it where a compiler is found); it hands any
+    # document it does not fully handle back to the walk below.
+    from trailguard.ingest._cflatten import flatten_plain as _flatten_plain
+except ImportError:
+    _flatten_plain = None
+
 
 def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
     """Return `document` as flat attributes, or raise `IngestError` past a limit.
@@ -30,6 +37,15 @@ def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
     queries work. JSON nulls are left out, as New Relic does. The walk recurses at
     most MAX_DEPTH levels, so no nesting can exhaust Python's stack.
     """
+    if _flatten_plain is not None and not prefix:
+        plain = _flatten_plain(document, orjson.dumps, MAX_DEPTH, MAX_ATTRIBUTES, MAX_NAME_CHARS)
+        if plain is not None:
+            return plain
+    return flatten_in_python(document, prefix)
+
+
+def flatten_in_python(document: dict[str, Any], prefix: str = "") -> dict[str, Scalar]:
+    """`flatten` without the C fast path (which must give the same results)."""
     flat: dict[str, Scalar] = {}
     _walk(flat, document, prefix, 0)
     return flat

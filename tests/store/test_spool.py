@@ -101,7 +101,7 @@ def test_a_new_spool_numbers_segments_after_the_leftover_ones(tmp_path: Path):
 
     second = Spool(tmp_path)
     second.append([record("b", 1)])
-    second.release()
+    second.release([second.rotate()])
 
     assert [path.name for path in second.leftover_segments()] == ["000000000001.spool"]
 
@@ -224,4 +224,27 @@ def test_a_delivery_the_store_refuses_alone_is_set_aside_and_the_rest_committed(
     assert messages(store) == ["fine-0", "fine-1", "good-0", "good-1"]
     aside, = (store.spool_dir / QUARANTINE_DIR).iterdir()
     assert [r.meta["name"] for r in read_segment(aside)] == ["bad"]
+    assert Spool(store.spool_dir).leftover_segments() == []
+
+
+def test_deliveries_are_acknowledged_while_a_commit_is_in_progress(store):
+    entered, gate = threading.Event(), threading.Event()
+
+    class Slow:
+        def write_deliveries(self, deliveries):
+            entered.set()
+            gate.wait()
+            return store.write_deliveries(deliveries)
+
+    writer = GroupCommitWriter(Slow(), spool=Spool(store.spool_dir), replay=replay,  # type: ignore[arg-type]
+                               commit_rows=1)
+    writer.submit(*delivery("first", 2)).result(timeout=10)
+    assert entered.wait(timeout=10)  # the first batch's commit is under way
+
+    later = [writer.submit(*delivery(f"r{n}", 2)).result(timeout=10) for n in range(3)]
+
+    assert all(ack.pending for ack in later)
+    gate.set()
+    writer.close()
+    assert len(messages(store)) == 8
     assert Spool(store.spool_dir).leftover_segments() == []

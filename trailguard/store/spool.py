@@ -51,7 +51,7 @@ class SpoolRecord:
 class Spool:
     """Segment files in one directory; one segment is open for appending at a time.
 
-    Not thread-safe: the group-commit writer thread is its only user.
+    Not thread-safe: the group-commit writer serialises its calls.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -77,16 +77,20 @@ class Spool:
         segment.flush()
         os.fsync(segment.fileno())
 
-    def has_open_segment(self) -> bool:
-        return self._current is not None
-
-    def release(self) -> None:
-        """Everything appended is committed to the store: delete the open segment."""
-        if self._current is None or self._current_path is None:
-            return
+    def rotate(self) -> Path | None:
+        """Close the open segment and return it (None when none is open); the next
+        append starts a new one. The caller deletes it, with `release`, once everything
+        it holds is committed."""
+        if self._current is None:
+            return None
         self._current.close()
-        self._current_path.unlink(missing_ok=True)
-        self._current = self._current_path = None
+        closed, self._current, self._current_path = self._current_path, None, None
+        return closed
+
+    def release(self, segments: list[Path]) -> None:
+        """What `segments` hold is committed to the store: delete them."""
+        for segment in segments:
+            segment.unlink(missing_ok=True)
 
     def quarantine(self, record: SpoolRecord, reason: str) -> Path:
         """Keep `record` aside, as a segment of its own under `unreadable/`, when the store

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 
 from trailguard.errors import StoreError, StoreOverloadedError
 from trailguard.logs import log_fields
@@ -56,7 +57,12 @@ class _Pending:
 
 
 class GroupCommitWriter:
-    """Serialises writes to `store` through one thread, batching concurrent ones."""
+    """Serialises writes to `store`, batching concurrent ones.
+
+    Two threads: the intake thread moves queued deliveries into the batch (appending
+    those with a record to the spool and acknowledging them); the commit thread commits
+    the batch. So a slow commit does not hold up acknowledgements.
+    """
 
     def __init__(self, store: EventStore, max_queued_events: int = 50_000,
                  max_group_events: int = 20_000,
@@ -77,13 +83,20 @@ class GroupCommitWriter:
         self._batch: list[_Pending] = []
         self._batch_rows = 0
         self._batch_since = 0.0
+        # Segments whose deliveries were taken into a batch that is not committed yet.
+        self._held_segments: list[Path] = []
         self._submitted = 0  # deliveries submitted; a reader waits for this many ...
         self._committed = 0  # ... to be committed (or refused)
         self._flush_upto = 0  # a reader waits for the deliveries submitted up to here
         self._retry_at = 0.0
         self._failures = 0
         self._closed = False
-        self._ready = threading.Condition()
+        self._intake_done = False
+        self._ready = threading.Condition()  # the queue, the batch and the counters
+        # Held across a spool append and the batching of its deliveries, and across a
+        # batch's hand-over and the spool segment's rotation: a segment then holds exactly
+        # the deliveries of the batches it is deleted with.
+        self._intake_lock = threading.Lock()
         if spool is not None:
             if replay is None:
                 raise ValueError("a spool needs a replay function for what it holds")
@@ -91,7 +104,11 @@ class GroupCommitWriter:
             set_barrier = getattr(store, "set_read_barrier", None)
             if set_barrier is not None:
                 set_barrier(self.flush)
-        self._thread = threading.Thread(target=self._run, name="trailguard-writer", daemon=True)
+        self._intake_thread = threading.Thread(target=self._intake_loop,
+                                               name="trailguard-intake", daemon=True)
+        self._thread = threading.Thread(target=self._commit_loop, name="trailguard-writer",
+                                        daemon=True)
+        self._intake_thread.start()
         self._thread.start()
 
     def submit(self, delivery: Delivery,
@@ -124,7 +141,7 @@ class GroupCommitWriter:
             self._queued_events += size
             self._queued_bytes += nbytes
             self._submitted += 1
-            self._ready.notify()
+            self._ready.notify_all()
         return future
 
     def write(self, delivery: Delivery) -> WriteResult:
@@ -135,7 +152,7 @@ class GroupCommitWriter:
         """Wait until every delivery submitted so far is committed (or refused): what
         a reader calls so that an acknowledged request is in its answer. Returns after
         FLUSH_TIMEOUT_S regardless, when the store keeps refusing the batch."""
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() in (self._thread, self._intake_thread):
             return
         deadline = time.monotonic() + FLUSH_TIMEOUT_S
         with self._ready:
@@ -151,52 +168,89 @@ class GroupCommitWriter:
                 self._ready.wait(min(left, 1.0))
 
     def close(self) -> None:
-        """Commit what is queued, then stop the thread."""
+        """Commit what is queued, then stop both threads."""
         with self._ready:
             self._closed = True
             self._ready.notify_all()
+        self._intake_thread.join()
         self._thread.join()
         if self._spool is not None:
             self._spool.close()
 
-    def _run(self) -> None:
-        while True:
-            taken, closing = self._next_work()
-            if taken:
-                self._accept(taken)
-            if self._batch and self._commit_due(closing):
-                self._commit_batch()
-            if closing and not self._batch:
-                with self._ready:
-                    if not self._queue:
-                        return
-            if closing and self._batch and time.monotonic() < self._retry_at:
-                # Shutting down while the store refuses the batch: it stays in the spool
-                # for the next start.
-                log_fields(log, logging.ERROR, "stopping with deliveries not committed; "
-                           "they are in the spool and are written at the next start",
-                           deliveries=len(self._batch))
-                self._resolve_batch(StoreError("the store refused the write; retry later"))
-                return
+    # -- intake: queue -> spool -> batch ------------------------------------------------
 
-    def _next_work(self) -> tuple[list[_Pending], bool]:
-        """Wait for something to do: queued deliveries, a due batch, or the end."""
-        with self._ready:
-            while not self._queue and not self._closed and not self._batch_due_now():
-                self._ready.wait(self._wait_s())
-            taken: list[_Pending] = []
-            events = self._batch_rows
-            while self._queue and (not taken or events + self._queue[0].delivery.size
-                                   <= self.max_group_events):
-                pending = self._queue.popleft()
-                # False when the waiter gave up (cancelled): the sender retries anyway.
-                # True makes the future uncancellable, so setting its result cannot fail.
-                if pending.future.set_running_or_notify_cancel():
-                    taken.append(pending)
-                    events += pending.delivery.size
-                else:
-                    self._forget([pending])
-            return taken, self._closed
+    def _intake_loop(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._closed:
+                    self._ready.wait()
+                if not self._queue:
+                    self._intake_done = True
+                    self._ready.notify_all()
+                    return
+                taken = list(self._queue)
+                self._queue.clear()
+            self._accept(taken)
+
+    def _accept(self, taken: list[_Pending]) -> None:
+        """Spool the deliveries that have a record, batch them all, then acknowledge the
+        spooled ones. A sender that cancelled its spooled delivery is dropped here."""
+        spooled = [pending for pending in taken if pending.record is not None]
+        cancelled = [pending for pending in spooled
+                     if not pending.future.set_running_or_notify_cancel()]
+        if cancelled:
+            self._forget(cancelled)
+            spooled = [pending for pending in spooled if pending not in cancelled]
+            taken = [pending for pending in taken if pending not in cancelled]
+        with self._intake_lock:
+            if spooled and self._spool is not None:
+                try:
+                    self._spool.append([pending.record for pending in spooled
+                                        if pending.record is not None])
+                except OSError as exc:
+                    log_fields(log, logging.ERROR, "cannot write the spool", reason=str(exc))
+                    refused = StoreError(f"cannot keep the delivery on disk: {exc}")
+                    for pending in spooled:
+                        pending.future.set_exception(refused)
+                    self._forget(spooled)
+                    taken = [pending for pending in taken if pending.record is None]
+                    spooled = []
+            with self._ready:
+                if taken and not self._batch:
+                    self._batch_since = time.monotonic()
+                self._batch.extend(taken)
+                self._batch_rows += sum(pending.delivery.size for pending in taken)
+                self._ready.notify_all()
+        for pending in spooled:
+            pending.future.set_result(WriteResult(pending.delivery.size, 0, pending=True))
+
+    # -- commit: batch -> store ---------------------------------------------------------
+
+    def _commit_loop(self) -> None:
+        while True:
+            with self._ready:
+                while not self._commit_due():
+                    if self._closed and self._intake_done and not self._batch:
+                        return
+                    if (self._closed and self._intake_done
+                            and time.monotonic() < self._retry_at):
+                        self._give_up_on_batch()
+                        return
+                    self._ready.wait(self._wait_s())
+            batch, segments = self._take_batch()
+            if batch:
+                self._commit_batch(batch, segments)
+
+    def _commit_due(self) -> bool:
+        if not self._batch:
+            return False
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        return ((self._closed and self._intake_done) or self._flush_upto > self._committed
+                or self._batch_rows >= self.commit_rows
+                or now - self._batch_since >= self.commit_delay_s
+                or any(pending.record is None for pending in self._batch))
 
     def _wait_s(self) -> float | None:
         if not self._batch:
@@ -207,60 +261,74 @@ class GroupCommitWriter:
         due = self._retry_at if now < self._retry_at else self._batch_since + self.commit_delay_s
         return max(0.001, due - now)
 
-    def _batch_due_now(self) -> bool:
-        return bool(self._batch) and self._commit_due(False)
+    def _take_batch(self) -> tuple[list[_Pending], list[Path]]:
+        """The deliveries to commit now and the spool segments to delete after.
 
-    def _commit_due(self, closing: bool) -> bool:
-        now = time.monotonic()
-        if now < self._retry_at:
-            return False
-        return (closing or self._flush_upto > self._committed
-                or self._batch_rows >= self.commit_rows
-                or now - self._batch_since >= self.commit_delay_s
-                or any(pending.record is None for pending in self._batch))
-
-    def _accept(self, taken: list[_Pending]) -> None:
-        """Spool (and so acknowledge) the deliveries that have a record; batch them all."""
-        spooled = [pending for pending in taken if pending.record is not None]
-        if spooled and self._spool is not None:
-            try:
-                self._spool.append([pending.record for pending in spooled
-                                    if pending.record is not None])
-            except OSError as exc:
-                log_fields(log, logging.ERROR, "cannot write the spool", reason=str(exc))
-                refused = StoreError(f"cannot keep the delivery on disk: {exc}")
-                for pending in spooled:
-                    pending.future.set_exception(refused)
-                self._forget(spooled)
-                taken = [pending for pending in taken if pending.record is None]
+        With a spool the whole batch goes (its segment holds exactly it); without one, at
+        most `max_group_events` events. A waiting sender that cancelled is dropped.
+        """
+        with self._intake_lock, self._ready:
+            if self._spool is not None:
+                batch, self._batch, self._batch_rows = self._batch, [], 0
             else:
-                for pending in spooled:
-                    pending.future.set_result(
-                        WriteResult(pending.delivery.size, 0, pending=True))
-        if taken and not self._batch:
-            self._batch_since = time.monotonic()
-        self._batch.extend(taken)
-        self._batch_rows += sum(pending.delivery.size for pending in taken)
+                batch, events = [], 0
+                while self._batch and (not batch or events + self._batch[0].delivery.size
+                                       <= self.max_group_events):
+                    pending = self._batch.pop(0)
+                    events += pending.delivery.size
+                    batch.append(pending)
+                self._batch_rows -= events
+                self._batch_since = time.monotonic()
+            segment = self._spool.rotate() if self._spool is not None else None
+        segments = self._held_segments + ([segment] if segment is not None else [])
+        self._held_segments = []
+        # False when a waiting sender gave up (cancelled): it retries anyway. True makes
+        # the future uncancellable, so setting its result cannot fail.
+        cancelled = [pending for pending in batch if pending.record is None
+                     and not pending.future.set_running_or_notify_cancel()]
+        if cancelled:
+            self._forget(cancelled)
+            batch = [pending for pending in batch if pending not in cancelled]
+        return batch, segments
 
-    def _commit_batch(self) -> None:
-        batch, self._batch, self._batch_rows = self._batch, [], 0
+    def _commit_batch(self, batch: list[_Pending], segments: list[Path]) -> None:
         if self._commit(batch):
             if self._spool is not None:
-                self._spool.release()
+                with self._intake_lock:
+                    self._spool.release(segments)
             self._failures = 0
             self._forget(batch)
             return
-        # The store refused the batch as a whole: keep it (it is in the spool), pause.
-        self._batch, self._batch_rows = batch, sum(p.delivery.size for p in batch)
+        # The store refused the batch as a whole. Senders waiting for the commit hear
+        # why and retry; spooled deliveries go back to the front of the batch, and their
+        # segments stay on disk until they are committed. Then a pause.
+        waiting = [pending for pending in batch if pending.record is None]
+        self._resolve(waiting, StoreError("the store refused the write; retry later"))
+        self._forget(waiting)
+        kept = [pending for pending in batch if pending.record is not None]
         pause = RETRY_PAUSES_S[min(self._failures, len(RETRY_PAUSES_S) - 1)]
         self._failures += 1
-        self._retry_at = time.monotonic() + pause
-        waiting = [pending for pending in batch if pending.record is None]
-        if waiting:  # those senders wait for the commit; they hear why and retry
-            self._resolve(waiting, StoreError("the store refused the write; retry later"))
-            self._batch = [pending for pending in batch if pending.record is not None]
-            self._batch_rows = sum(p.delivery.size for p in self._batch)
-            self._forget(waiting)
+        self._held_segments = segments
+        with self._ready:
+            if kept:
+                self._batch[:0] = kept
+                self._batch_rows += sum(pending.delivery.size for pending in kept)
+            self._retry_at = time.monotonic() + pause
+            self._ready.notify_all()
+
+    def _give_up_on_batch(self) -> None:
+        """Stopping while the store refuses the batch: it stays in the spool for the next
+        start; senders still waiting hear that it was not stored."""
+        log_fields(log, logging.ERROR, "stopping with deliveries not committed; those "
+                   "acknowledged are in the spool and are written at the next start",
+                   deliveries=len(self._batch))
+        batch, self._batch, self._batch_rows = self._batch, [], 0
+        self._resolve(batch, StoreError("the store refused the write; retry later"))
+        self._committed += len(batch)
+        for pending in batch:
+            self._queued_events -= max(1, pending.delivery.size)
+            self._queued_bytes -= pending.delivery.nbytes
+        self._ready.notify_all()
 
     def _commit(self, group: list[_Pending]) -> bool:
         """Commit `group` in one transaction; False when the store refused it as a whole
@@ -313,7 +381,8 @@ class GroupCommitWriter:
             pending.future.set_exception(exc)
             return True
         if others_succeeded and self._spool is not None:
-            self._spool.quarantine(pending.record, str(exc))
+            with self._intake_lock:
+                self._spool.quarantine(pending.record, str(exc))
             return True
         return False
 
@@ -321,11 +390,6 @@ class GroupCommitWriter:
         for pending in group:
             if pending.record is None and not pending.future.done():
                 pending.future.set_exception(exc)
-
-    def _resolve_batch(self, exc: StoreError) -> None:
-        self._resolve(self._batch, exc)
-        self._forget(self._batch)
-        self._batch, self._batch_rows = [], 0
 
     def _forget(self, group: list[_Pending]) -> None:
         """`group` is done with (committed, refused or cancelled): free its share of the

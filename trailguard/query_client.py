@@ -54,6 +54,7 @@ def run_query_command(args: argparse.Namespace, config: Config | None) -> int:
 def _local(config: Config, nrql: str) -> dict[str, Any]:
     from trailguard.nrql import run_nrql
     from trailguard.store import DuckDBStore
+    from trailguard.store.spool import leftover_segments
 
     try:
         store = DuckDBStore(config.data_dir, read_only=True)
@@ -62,6 +63,11 @@ def _local(config: Config, nrql: str) -> dict[str, Any]:
             f"{exc}; to query a running server use --url, e.g. `trailguard query --url "
             f"http://127.0.0.1:8080 --data-dir {config.data_dir} ...` (the API key comes from "
             "TRAILGUARD_API_KEY or that directory's keys.json)") from exc
+    waiting = leftover_segments(store.spool_dir)
+    if waiting:
+        print(f"note: {len(waiting)} spool segment(s) in {store.spool_dir} hold requests the "
+              "server acknowledged but had not committed when it stopped; they are not in "
+              "this answer and are written when the server next starts", file=sys.stderr)
     try:
         return run_nrql(store, nrql)
     finally:

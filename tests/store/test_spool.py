@@ -74,24 +74,149 @@ def test_records_survive_a_round_trip_and_a_torn_tail_is_skipped(tmp_path: Path)
     with segment.open("ab") as torn:  # a crash in the middle of the next append
         torn.write(b"TGS1\x10\x00")
 
-    kept = list(read_segment(segment))
+    contents = read_segment(segment)
+    kept = contents.records
 
     assert [(r.kind, r.meta, r.payload) for r in kept] == [
         ("test", {"name": "a", "count": 1}, b"a"),
         ("logapi", {"gzipped": True}, b"\x00\xff" * 50),
         ("test", {"name": "b", "count": 2}, b"b")]
+    assert (contents.torn_tail, contents.damaged) == (True, False)
 
 
-def test_a_damaged_frame_ends_the_segment(tmp_path: Path):
+def test_a_damaged_frame_costs_only_itself(tmp_path: Path):
     spool = Spool(tmp_path)
-    spool.append([record("a", 1), record("b", 1)])
+    spool.append([record("a", 1), record("b", 1), record("c", 1)])
     spool.close()
     segment, = spool.leftover_segments()
     data = bytearray(segment.read_bytes())
-    data[-1] ^= 0xFF  # the last payload byte: its CRC no longer matches
+    middle = data.index(b'"name":"b"')
+    data[middle + 2] ^= 0xFF  # frame b's metadata: its CRC no longer matches
     segment.write_bytes(bytes(data))
 
-    assert [r.meta["name"] for r in read_segment(segment)] == ["a"]
+    contents = read_segment(segment)
+
+    assert [r.meta["name"] for r in contents.records] == ["a", "c"]
+    assert (contents.damaged, contents.torn_tail) == (True, False)
+
+
+@pytest.mark.parametrize("garbage", [b"not a spool segment at all", b"TGS1" + b"\xff" * 12,
+                                     b"\x00" * 64])
+def test_garbage_is_damage_not_a_torn_tail(tmp_path: Path, garbage: bytes):
+    segment = tmp_path / "000000000001.spool"
+    segment.write_bytes(garbage)
+
+    contents = read_segment(segment)
+
+    assert contents.records == []
+    assert contents.damaged or garbage.startswith(b"TGS1")
+
+
+def test_a_frame_with_a_valid_checksum_but_no_kind_is_skipped(tmp_path: Path):
+    import struct
+    import zlib
+
+    meta, payload = b'{"no":"kind"}', b"x"
+    bad = struct.pack("<4sIII", b"TGS1", len(meta), len(payload), zlib.crc32(meta + payload))
+    spool = Spool(tmp_path)
+    spool.append([record("a", 1)])
+    spool.close()
+    segment, = spool.leftover_segments()
+    segment.write_bytes(segment.read_bytes() + bad + meta + payload)
+
+    contents = read_segment(segment)
+
+    assert [r.meta["name"] for r in contents.records] == ["a"]
+    assert contents.damaged
+
+
+def test_damaged_segments_are_written_then_set_aside_at_start(store):
+    spool = Spool(store.spool_dir)
+    spool.append([record("a", 2), record("b", 2), record("c", 2)])
+    spool.close()
+    segment, = spool.leftover_segments()
+    data = bytearray(segment.read_bytes())
+    data[data.index(b'"name":"b"') + 2] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    (store.spool_dir / "000000000099.spool").mkdir()  # not a segment: ignored
+
+    GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=replay).close()
+
+    assert messages(store) == ["a-0", "a-1", "c-0", "c-1"]
+    aside, = (store.spool_dir / QUARANTINE_DIR).iterdir()
+    assert aside.read_bytes() == bytes(data)  # kept whole, for a look by hand
+    assert Spool(store.spool_dir).leftover_segments() == []
+
+
+class FailingWrites:
+    """A segment file whose next write stops halfway with ENOSPC."""
+
+    def __init__(self, file) -> None:
+        self.file = file
+        self.fail_next = True
+
+    def write(self, data: bytes) -> int:
+        if self.fail_next:
+            self.fail_next = False
+            self.file.write(data[:len(data) // 2])
+            self.file.flush()
+            raise OSError(28, "No space left on device")
+        return self.file.write(data)
+
+    def __getattr__(self, name: str):
+        return getattr(self.file, name)
+
+
+def test_a_failed_append_leaves_no_torn_bytes_before_later_records(tmp_path: Path):
+    spool = Spool(tmp_path)
+    spool.append([record("a", 1)])
+    spool._current = FailingWrites(spool._current)
+
+    with pytest.raises(OSError, match="No space"):
+        spool.append([record("refused", 1)])
+    spool.append([record("c", 1)])
+    spool.close()
+
+    segment, = spool.leftover_segments()
+    contents = read_segment(segment)
+    assert [r.meta["name"] for r in contents.records] == ["a", "c"]
+    assert not contents.damaged
+
+
+def test_set_aside_requests_never_overwrite_each_other(tmp_path: Path):
+    first = Spool(tmp_path)
+    kept = [first.quarantine(record("one", 1), "test"), first.quarantine(record("two", 1), "t")]
+    second = Spool(tmp_path)  # a later start
+    kept.append(second.quarantine(record("three", 1), "test"))
+
+    names = [read_segment(path).records[0].meta["name"] for path in kept]
+    assert names == ["one", "two", "three"]
+    assert len(set(kept)) == 3
+
+
+def test_a_segment_that_cannot_be_deleted_does_not_stop_ingest(store, monkeypatch):
+    writer = GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=replay,
+                               commit_rows=1)
+    spool = writer._spool
+    real_release = spool.release
+    failures = []
+
+    def failing_release(segments):
+        if not failures:
+            failures.append(segments)
+            raise PermissionError(1, "Operation not permitted")
+        real_release(segments)
+
+    monkeypatch.setattr(spool, "release", failing_release)
+    writer.submit(*delivery("first", 1)).result(timeout=10)
+    writer.flush()
+    writer.submit(*delivery("second", 1)).result(timeout=10)
+    writer.close()
+
+    assert failures and messages(store) == ["first-0", "second-0"]
+    # The segment left behind is a replay at the next start: stored once.
+    GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=replay).close()
+    assert messages(store) == ["first-0", "second-0"]
 
 
 def test_a_new_spool_numbers_segments_after_the_leftover_ones(tmp_path: Path):
@@ -101,7 +226,7 @@ def test_a_new_spool_numbers_segments_after_the_leftover_ones(tmp_path: Path):
 
     second = Spool(tmp_path)
     second.append([record("b", 1)])
-    second.release([second.rotate()])
+    second.release(second.rotate())
 
     assert [path.name for path in second.leftover_segments()] == ["000000000001.spool"]
 
@@ -191,7 +316,7 @@ def test_a_record_that_cannot_be_decoded_again_is_set_aside_not_deleted(store):
 
     assert messages(store) == ["good-0", "good-1"]
     aside, = (store.spool_dir / QUARANTINE_DIR).iterdir()
-    assert [r.kind for r in read_segment(aside)] == ["unknown"]
+    assert [r.kind for r in read_segment(aside).records] == ["unknown"]
 
 
 def test_a_refusing_store_keeps_the_batch_and_commits_it_later(store):
@@ -223,7 +348,7 @@ def test_a_delivery_the_store_refuses_alone_is_set_aside_and_the_rest_committed(
 
     assert messages(store) == ["fine-0", "fine-1", "good-0", "good-1"]
     aside, = (store.spool_dir / QUARANTINE_DIR).iterdir()
-    assert [r.meta["name"] for r in read_segment(aside)] == ["bad"]
+    assert [r.meta["name"] for r in read_segment(aside).records] == ["bad"]
     assert Spool(store.spool_dir).leftover_segments() == []
 
 

@@ -13,7 +13,9 @@ keys make that idempotent.
 
 A segment is a sequence of frames: a header (magic, lengths, CRC-32), a JSON object
 saying how to decode the payload, and the payload (the request body as received). A
-frame cut short by a crash was never acknowledged, so reading stops there.
+frame cut short at the end of a segment is a crash mid-append: never acknowledged, so it
+is dropped. Any other damage costs only the damaged frame: the reader resumes at the next
+intact frame, and the segment is then kept under `unreadable/` rather than deleted.
 """
 
 from __future__ import annotations
@@ -21,14 +23,15 @@ from __future__ import annotations
 import logging
 import os
 import struct
+import time
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
 
+from trailguard.errors import StoreError
 from trailguard.logs import log_fields
 
 log = logging.getLogger("trailguard.store.spool")
@@ -56,56 +59,75 @@ class Spool:
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot use {self.directory} as the ingest spool folder: {exc}"
+                             ) from exc
         self._current: BinaryIO | None = None
         self._current_path: Path | None = None
+        # Segments closed early (an append failed) whose deliveries are not committed.
+        self._retired: list[Path] = []
         existing = self.leftover_segments()
         self._next_number = int(existing[-1].stem) + 1 if existing else 1
 
     def leftover_segments(self) -> list[Path]:
         """Segments on disk (left by an earlier run, when called at start), oldest first."""
-        return sorted(path for path in self.directory.glob(f"*{_SUFFIX}")
-                      if path.stem.isdigit())
+        return leftover_segments(self.directory)
 
     def append(self, records: list[SpoolRecord]) -> None:
         """Write `records` to the open segment and fsync it: once this returns they
         survive a crash. Raises OSError (disk full, I/O error); then none of them
-        counts as kept, though some bytes may be on disk (a reader skips a torn tail,
-        and a request acknowledged by nobody is retried by its sender)."""
+        counts as kept. The segment is cut back to where it was, or, when even that
+        fails, closed, so that later records never follow a damaged frame."""
         segment = self._open_segment()
-        segment.write(b"".join(_frame(record) for record in records))
-        segment.flush()
-        os.fsync(segment.fileno())
+        offset = segment.tell()
+        try:
+            segment.write(b"".join(_frame(record) for record in records))
+            segment.flush()
+            os.fsync(segment.fileno())
+        except OSError:
+            self._cut_back(segment, offset)
+            raise
 
-    def rotate(self) -> Path | None:
-        """Close the open segment and return it (None when none is open); the next
-        append starts a new one. The caller deletes it, with `release`, once everything
-        it holds is committed."""
-        if self._current is None:
-            return None
-        self._current.close()
-        closed, self._current, self._current_path = self._current_path, None, None
+    def rotate(self) -> list[Path]:
+        """Close the open segment; return it with any closed early. The next append
+        starts a new one. The caller deletes them, with `release`, once everything they
+        hold is committed."""
+        closed, self._retired = self._retired, []
+        if self._current is not None and self._current_path is not None:
+            self._current.close()
+            closed.append(self._current_path)
+            self._current = self._current_path = None
         return closed
 
     def release(self, segments: list[Path]) -> None:
-        """What `segments` hold is committed to the store: delete them."""
+        """What `segments` hold is committed to the store: delete them. Raises OSError;
+        a segment left behind is written again at the next start, and request keys
+        make that a replay."""
         for segment in segments:
             segment.unlink(missing_ok=True)
 
+    def set_aside(self, segment: Path, reason: str) -> Path:
+        """Move a damaged segment under `unreadable/` (its intact records were written)."""
+        target = self._aside_path()
+        os.replace(segment, target)
+        log_fields(log, logging.ERROR, "damaged spool segment set aside; its intact "
+                   "requests were stored", path=str(target), reason=reason)
+        return target
+
     def quarantine(self, record: SpoolRecord, reason: str) -> Path:
-        """Keep `record` aside, as a segment of its own under `unreadable/`, when the store
-        refuses it for good: it was acknowledged, so it is never deleted."""
-        folder = self.directory / QUARANTINE_DIR
-        folder.mkdir(exist_ok=True)
-        path = folder / f"{self._next_number:012d}{_SUFFIX}"
-        self._next_number += 1
-        with path.open("wb") as out:
+        """Keep `record` aside, as a segment of its own under `unreadable/`, when it
+        cannot be stored: it was acknowledged, so it is never deleted. Moved back into
+        the spool folder, it is tried again at the next start."""
+        target = self._aside_path()
+        with target.open("xb") as out:
             out.write(_frame(record))
             out.flush()
             os.fsync(out.fileno())
-        log_fields(log, logging.ERROR, "acknowledged delivery set aside; the store refuses it",
-                   kind=record.kind, path=str(path), reason=reason)
-        return path
+        log_fields(log, logging.ERROR, "acknowledged request set aside, not stored",
+                   kind=record.kind, path=str(target), reason=reason)
+        return target
 
     def close(self) -> None:
         """Close the open segment, keeping it: what it holds was not committed."""
@@ -122,24 +144,93 @@ class Spool:
             _fsync_directory(self.directory)  # the new name must survive a crash too
         return self._current
 
+    def _cut_back(self, segment: BinaryIO, offset: int) -> None:
+        try:
+            segment.truncate(offset)
+            segment.seek(offset)
+            os.fsync(segment.fileno())
+        except OSError:
+            segment.close()
+            if self._current_path is not None:
+                self._retired.append(self._current_path)
+            self._current = self._current_path = None
 
-def read_segment(path: Path) -> Iterator[SpoolRecord]:
-    """The records of one segment, stopping at a frame cut short or damaged (a crash
-    mid-append: that request was never acknowledged)."""
-    with path.open("rb") as segment:
-        data = segment.read()
+    def _aside_path(self) -> Path:
+        """A new name under `unreadable/`, never one already there (names are numbers
+        from the clock, so a set-aside file moved back sorts after older segments)."""
+        folder = self.directory / QUARANTINE_DIR
+        folder.mkdir(exist_ok=True)
+        number = time.time_ns()
+        while (folder / f"{number}{_SUFFIX}").exists():
+            number += 1
+        return folder / f"{number}{_SUFFIX}"
+
+
+def leftover_segments(directory: Path) -> list[Path]:
+    """The segments in a spool folder, oldest first (none when it does not exist)."""
+    found = [path for path in Path(directory).glob(f"*{_SUFFIX}")
+             if path.stem.isdigit() and path.is_file()]
+    return sorted(found, key=lambda path: int(path.stem))
+
+
+@dataclass(slots=True)
+class SegmentContents:
+    """What `read_segment` found: the intact records, and whether anything else was there
+    (a frame cut short at the end is a crash mid-append; bytes elsewhere are damage)."""
+
+    records: list[SpoolRecord]
+    damaged: bool = False
+    torn_tail: bool = False
+
+
+def read_segment(path: Path) -> SegmentContents:
+    """The intact records of one segment. A damaged frame is skipped by looking for the
+    next frame header whose checksum holds, so one bad frame costs only itself."""
+    data = path.read_bytes()
+    contents = SegmentContents([])
     position = 0
-    while position + _HEADER.size <= len(data):
-        magic, meta_size, payload_size, checksum = _HEADER.unpack_from(data, position)
-        start = position + _HEADER.size
-        end = start + meta_size + payload_size
-        if magic != _MAGIC or end > len(data) or zlib.crc32(data[start:end]) != checksum:
-            log_fields(log, logging.WARNING, "spool segment ends in an incomplete frame",
-                       path=str(path), offset=position)
-            return
+    while position < len(data):
+        record, end = _frame_at(data, position)
+        if record is not None:
+            contents.records.append(record)
+            position = end
+            continue
+        following = data.find(_MAGIC, position + 1)
+        while following != -1 and _frame_at(data, following)[0] is None:
+            following = data.find(_MAGIC, following + 1)
+        if following == -1:
+            # Nothing intact after it: a frame cut short by a crash (never acknowledged)
+            # when it starts like a frame and its header says it runs past the end.
+            start = data[position:position + len(_MAGIC)]
+            contents.torn_tail = _MAGIC.startswith(start) and end > len(data)
+            contents.damaged = contents.damaged or not contents.torn_tail
+            break
+        contents.damaged = True
+        log_fields(log, logging.ERROR, "damaged frame in a spool segment skipped",
+                   path=str(path), offset=position, skipped_bytes=following - position)
+        position = following
+    return contents
+
+
+def _frame_at(data: bytes, position: int) -> tuple[SpoolRecord | None, int]:
+    """The record framed at `position` and where its frame ends; None for the record
+    when the frame is cut short, fails its checksum, or holds no valid metadata (the
+    end is then where the header says it would be)."""
+    if position + _HEADER.size > len(data):
+        return None, position + _HEADER.size
+    magic, meta_size, payload_size, checksum = _HEADER.unpack_from(data, position)
+    start = position + _HEADER.size
+    end = start + meta_size + payload_size
+    if magic != _MAGIC or end > len(data) or zlib.crc32(data[start:end]) != checksum:
+        return None, end
+    try:
         meta = orjson.loads(data[start:start + meta_size])
-        yield SpoolRecord(meta.pop("kind"), meta, data[start + meta_size:end])
-        position = end
+        kind = meta.pop("kind")
+    except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+        return None, end
+    if not isinstance(kind, str):
+        return None, end
+    return SpoolRecord(kind, meta, data[start + meta_size:end]), end
 
 
 def _frame(record: SpoolRecord) -> bytes:

@@ -97,6 +97,8 @@ class GroupCommitWriter:
         # batch's hand-over and the spool segment's rotation: a segment then holds exactly
         # the deliveries of the batches it is deleted with.
         self._intake_lock = threading.Lock()
+        # Set when a request could not be set aside: its batch's segments are then kept.
+        self._kept_aside_failed = False
         if spool is not None:
             if replay is None:
                 raise ValueError("a spool needs a replay function for what it holds")
@@ -180,6 +182,14 @@ class GroupCommitWriter:
     # -- intake: queue -> spool -> batch ------------------------------------------------
 
     def _intake_loop(self) -> None:
+        try:
+            self._intake_until_closed()
+        except BaseException as exc:  # a dead intake would hang every sender
+            log_fields(log, logging.CRITICAL, "ingest intake stopped by a bug", reason=repr(exc))
+            self._stop_after_bug(exc)
+            raise
+
+    def _intake_until_closed(self) -> None:
         while True:
             with self._ready:
                 while not self._queue and not self._closed:
@@ -227,6 +237,14 @@ class GroupCommitWriter:
     # -- commit: batch -> store ---------------------------------------------------------
 
     def _commit_loop(self) -> None:
+        try:
+            self._commit_until_closed()
+        except BaseException as exc:  # a dead committer would hang every reader
+            log_fields(log, logging.CRITICAL, "ingest commits stopped by a bug", reason=repr(exc))
+            self._stop_after_bug(exc)
+            raise
+
+    def _commit_until_closed(self) -> None:
         while True:
             with self._ready:
                 while not self._commit_due():
@@ -279,9 +297,8 @@ class GroupCommitWriter:
                     batch.append(pending)
                 self._batch_rows -= events
                 self._batch_since = time.monotonic()
-            segment = self._spool.rotate() if self._spool is not None else None
-        segments = self._held_segments + ([segment] if segment is not None else [])
-        self._held_segments = []
+            rotated = self._spool.rotate() if self._spool is not None else []
+        segments, self._held_segments = self._held_segments + rotated, []
         # False when a waiting sender gave up (cancelled): it retries anyway. True makes
         # the future uncancellable, so setting its result cannot fail.
         cancelled = [pending for pending in batch if pending.record is None
@@ -292,10 +309,10 @@ class GroupCommitWriter:
         return batch, segments
 
     def _commit_batch(self, batch: list[_Pending], segments: list[Path]) -> None:
+        self._kept_aside_failed = False
         if self._commit(batch):
-            if self._spool is not None:
-                with self._intake_lock:
-                    self._spool.release(segments)
+            if self._spool is not None and not self._kept_aside_failed:
+                self._release(segments)
             self._failures = 0
             self._forget(batch)
             return
@@ -315,6 +332,34 @@ class GroupCommitWriter:
                 self._batch_rows += sum(pending.delivery.size for pending in kept)
             self._retry_at = time.monotonic() + pause
             self._ready.notify_all()
+
+    def _stop_after_bug(self, exc: BaseException) -> None:
+        """Refuse new deliveries and answer every waiting sender and reader, so nothing
+        hangs; what was acknowledged is in the spool for the next start."""
+        refused = StoreError(f"ingest stopped after an internal error ({exc!r}); "
+                             "restart the server")
+        with self._ready:
+            self._closed = True
+            pending = list(self._queue) + self._batch
+            self._queue.clear()
+            self._batch, self._batch_rows = [], 0
+            for waiting in pending:
+                if not waiting.future.done():  # acknowledged ones wait in the spool
+                    waiting.future.set_exception(refused)
+            self._committed = self._submitted
+            self._intake_done = True
+            self._ready.notify_all()
+
+    def _release(self, segments: list[Path]) -> None:
+        if self._spool is None:
+            return
+        try:
+            with self._intake_lock:
+                self._spool.release(segments)
+        except OSError as exc:
+            # Left on disk, they are written again at the next start: a replay.
+            log_fields(log, logging.ERROR, "cannot delete committed spool segments",
+                       reason=str(exc))
 
     def _give_up_on_batch(self) -> None:
         """Stopping while the store refuses the batch: it stays in the spool for the next
@@ -381,8 +426,14 @@ class GroupCommitWriter:
             pending.future.set_exception(exc)
             return True
         if others_succeeded and self._spool is not None:
-            with self._intake_lock:
-                self._spool.quarantine(pending.record, str(exc))
+            try:
+                with self._intake_lock:
+                    self._spool.quarantine(pending.record, str(exc))
+            except OSError as error:
+                # It stays in its segment, which is then kept for the next start.
+                self._kept_aside_failed = True
+                log_fields(log, logging.ERROR, "cannot set an acknowledged request aside; "
+                           "its spool segment is kept", reason=str(error))
             return True
         return False
 
@@ -403,22 +454,33 @@ class GroupCommitWriter:
 
     def _recover(self, spool: Spool, replay: Replay) -> None:
         """Write what an earlier run acknowledged but may not have committed (segments
-        still in the spool), then delete those segments. Request keys make a delivery
-        committed before the crash a replay, stored once."""
+        still in the spool), then delete those segments (or set a damaged one aside).
+        Request keys make a delivery committed before the crash a replay, stored once."""
         for segment in spool.leftover_segments():
-            deliveries: list[tuple[SpoolRecord, Delivery]] = []
-            for record in read_segment(segment):
+            try:
+                contents = read_segment(segment)
+            except OSError as exc:
+                raise StoreError(f"cannot read the spool segment {segment}: {exc}; move it "
+                                 "out of the spool folder to start without it") from exc
+            group = []
+            for record in contents.records:
                 try:
-                    deliveries.append((record, replay(record)))
+                    group.append(_Pending(replay(record), Future(), record))
                 except Exception as exc:  # noqa: BLE001 - decoding rules may have changed
                     spool.quarantine(record, f"cannot decode it again: {exc}")
-            group = [_Pending(delivery, Future(), record) for record, delivery in deliveries]
             for start in range(0, len(group), 64):
                 part = group[start:start + 64]
                 if not self._commit(part):
-                    raise StoreError(f"cannot write the deliveries kept in {segment} to the "
+                    raise StoreError(f"cannot write the requests kept in {segment} to the "
                                      "store; they stay there for the next start")
-            log_fields(log, logging.INFO, "spooled deliveries written after a restart",
-                       segment=segment.name, deliveries=len(group),
+            log_fields(log, logging.INFO, "spooled requests written after a restart",
+                       segment=segment.name, requests=len(group),
                        events=sum(p.delivery.size for p in group))
-            segment.unlink()
+            try:
+                if contents.damaged:
+                    spool.set_aside(segment, "damaged frames were skipped")
+                else:
+                    segment.unlink()
+            except OSError as exc:
+                raise StoreError(f"cannot remove the written spool segment {segment}: {exc}"
+                                 ) from exc

@@ -72,7 +72,7 @@ def test_records_survive_a_round_trip_and_a_torn_tail_is_skipped(tmp_path: Path)
     spool.close()
     segment, = spool.leftover_segments()
     with segment.open("ab") as torn:  # a crash in the middle of the next append
-        torn.write(b"TGS1\x10\x00")
+        torn.write(b"TGS2\x10\x00")
 
     contents = read_segment(segment)
     kept = contents.records
@@ -100,7 +100,7 @@ def test_a_damaged_frame_costs_only_itself(tmp_path: Path):
     assert (contents.damaged, contents.torn_tail) == (True, False)
 
 
-@pytest.mark.parametrize("garbage", [b"not a spool segment at all", b"TGS1" + b"\xff" * 12,
+@pytest.mark.parametrize("garbage", [b"not a spool segment at all", b"TGS2" + b"\xff" * 30,
                                      b"\x00" * 64])
 def test_garbage_is_damage_not_a_torn_tail(tmp_path: Path, garbage: bytes):
     segment = tmp_path / "000000000001.spool"
@@ -109,7 +109,7 @@ def test_garbage_is_damage_not_a_torn_tail(tmp_path: Path, garbage: bytes):
     contents = read_segment(segment)
 
     assert contents.records == []
-    assert contents.damaged or garbage.startswith(b"TGS1")
+    assert contents.damaged and not contents.torn_tail
 
 
 def test_a_frame_with_a_valid_checksum_but_no_kind_is_skipped(tmp_path: Path):
@@ -117,7 +117,8 @@ def test_a_frame_with_a_valid_checksum_but_no_kind_is_skipped(tmp_path: Path):
     import zlib
 
     meta, payload = b'{"no":"kind"}', b"x"
-    bad = struct.pack("<4sIII", b"TGS1", len(meta), len(payload), zlib.crc32(meta + payload))
+    fields = struct.pack("<4sIII", b"TGS2", len(meta), len(payload), zlib.crc32(meta + payload))
+    bad = fields + struct.pack("<I", zlib.crc32(fields))
     spool = Spool(tmp_path)
     spool.append([record("a", 1)])
     spool.close()
@@ -373,3 +374,70 @@ def test_deliveries_are_acknowledged_while_a_commit_is_in_progress(store):
     writer.close()
     assert len(messages(store)) == 8
     assert Spool(store.spool_dir).leftover_segments() == []
+
+
+def test_a_damaged_length_in_the_last_frame_is_damage_not_a_torn_tail(tmp_path: Path):
+    spool = Spool(tmp_path)
+    spool.append([record("a", 1), record("b", 1)])
+    spool.close()
+    segment, = spool.leftover_segments()
+    data = bytearray(segment.read_bytes())
+    last = data.rindex(b"TGS2")
+    data[last + 5] ^= 0x40  # frame b's metadata length: it now runs past the end
+    segment.write_bytes(bytes(data))
+
+    contents = read_segment(segment)
+
+    assert [r.meta["name"] for r in contents.records] == ["a"]
+    assert (contents.damaged, contents.torn_tail) == (True, False)  # kept, not deleted
+
+
+def test_when_cutting_back_fails_the_next_records_go_to_a_new_segment(tmp_path, monkeypatch):
+    import os as real_os
+
+    spool = Spool(tmp_path)
+    spool.append([record("a", 1)])
+    spool._current = FailingWrites(spool._current)
+
+    def no_truncate(descriptor, length):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(real_os, "ftruncate", no_truncate)
+    with pytest.raises(OSError):
+        spool.append([record("refused", 1)])
+    monkeypatch.undo()
+    spool.append([record("c", 1)])
+    segments = spool.rotate()
+
+    assert len(segments) == 2  # the damaged one, then the new one; both deleted together
+    first, second = (read_segment(path) for path in segments)
+    assert [r.meta["name"] for r in first.records] == ["a"] and first.torn_tail
+    assert [r.meta["name"] for r in second.records] == ["c"] and not second.damaged
+
+
+def test_a_lone_spooled_request_the_store_refuses_is_set_aside_at_start(store):
+    spool = Spool(store.spool_dir)
+    spool.append([record("bad", 1)])
+    spool.close()
+    spool.rotate()
+    flaky = FlakyStore(store, poison="req-bad")
+
+    GroupCommitWriter(flaky, spool=Spool(store.spool_dir), replay=replay).close()  # type: ignore[arg-type]
+
+    aside, = (store.spool_dir / QUARANTINE_DIR).iterdir()
+    assert [r.meta["name"] for r in read_segment(aside).records] == ["bad"]
+    assert Spool(store.spool_dir).leftover_segments() == []
+
+
+def test_a_store_refusing_every_spooled_request_stops_the_start(store):
+    spool = Spool(store.spool_dir)
+    spool.append([record("a", 1), record("b", 1)])
+    spool.close()
+    flaky = FlakyStore(store)
+    flaky.refusing.set()
+
+    with pytest.raises(StoreError, match="disk full .*stay there for the next start"):
+        GroupCommitWriter(flaky, spool=Spool(store.spool_dir), replay=replay)  # type: ignore[arg-type]
+
+    assert len(Spool(store.spool_dir).leftover_segments()) == 1
+    assert not (store.spool_dir / QUARANTINE_DIR).exists()

@@ -36,8 +36,12 @@ from trailguard.logs import log_fields
 
 log = logging.getLogger("trailguard.store.spool")
 
-_MAGIC = b"TGS1"
-_HEADER = struct.Struct("<4sIII")  # magic, meta bytes, payload bytes, CRC-32 of both
+_MAGIC = b"TGS2"
+# magic, meta bytes, payload bytes, CRC-32 of meta and payload, CRC-32 of the header before
+# it: a frame whose header checks out but whose body runs past the end of the file was cut
+# short by a crash, where a damaged length would otherwise look the same.
+_HEADER = struct.Struct("<4sIIII")
+_HEADER_CHECKED = struct.Struct("<4sIII")
 _SUFFIX = ".spool"
 QUARANTINE_DIR = "unreadable"
 
@@ -83,8 +87,7 @@ class Spool:
         segment = self._open_segment()
         offset = segment.tell()
         try:
-            segment.write(b"".join(_frame(record) for record in records))
-            segment.flush()
+            _write_all(segment, b"".join(_frame(record) for record in records))
             os.fsync(segment.fileno())
         except OSError:
             self._cut_back(segment, offset)
@@ -139,27 +142,36 @@ class Spool:
         if self._current is None:
             path = self.directory / f"{self._next_number:012d}{_SUFFIX}"
             self._next_number += 1
-            self._current = path.open("ab")
+            # Unbuffered: a failed write leaves nothing in a buffer that a later flush
+            # (or close) would try again and fail on.
+            self._current = path.open("ab", buffering=0)
             self._current_path = path
             _fsync_directory(self.directory)  # the new name must survive a crash too
         return self._current
 
     def _cut_back(self, segment: BinaryIO, offset: int) -> None:
         try:
-            segment.truncate(offset)
+            os.ftruncate(segment.fileno(), offset)
             segment.seek(offset)
             os.fsync(segment.fileno())
         except OSError:
-            segment.close()
+            # Start a new segment for what comes next; this one keeps what it held.
             if self._current_path is not None:
                 self._retired.append(self._current_path)
             self._current = self._current_path = None
+            try:
+                segment.close()
+            except OSError:
+                pass
 
     def _aside_path(self) -> Path:
         """A new name under `unreadable/`, never one already there (names are numbers
         from the clock, so a set-aside file moved back sorts after older segments)."""
         folder = self.directory / QUARANTINE_DIR
-        folder.mkdir(exist_ok=True)
+        try:
+            folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot set a request aside in {folder}: {exc}") from exc
         number = time.time_ns()
         while (folder / f"{number}{_SUFFIX}").exists():
             number += 1
@@ -199,11 +211,15 @@ def read_segment(path: Path) -> SegmentContents:
         while following != -1 and _frame_at(data, following)[0] is None:
             following = data.find(_MAGIC, following + 1)
         if following == -1:
-            # Nothing intact after it: a frame cut short by a crash (never acknowledged)
-            # when it starts like a frame and its header says it runs past the end.
-            start = data[position:position + len(_MAGIC)]
-            contents.torn_tail = _MAGIC.startswith(start) and end > len(data)
+            # Nothing intact after it. A frame whose header checks out but whose body runs
+            # past the end was cut short by a crash while being appended: never
+            # acknowledged. Anything else is damage.
+            contents.torn_tail = _header_intact(data, position) and end > len(data)
             contents.damaged = contents.damaged or not contents.torn_tail
+            if contents.torn_tail:
+                log_fields(log, logging.WARNING, "spool segment ends in a frame cut short "
+                           "(a request being appended when the server stopped; it was not "
+                           "acknowledged)", path=str(path), offset=position)
             break
         contents.damaged = True
         log_fields(log, logging.ERROR, "damaged frame in a spool segment skipped",
@@ -214,14 +230,15 @@ def read_segment(path: Path) -> SegmentContents:
 
 def _frame_at(data: bytes, position: int) -> tuple[SpoolRecord | None, int]:
     """The record framed at `position` and where its frame ends; None for the record
-    when the frame is cut short, fails its checksum, or holds no valid metadata (the
-    end is then where the header says it would be)."""
+    when the frame is cut short, fails a checksum, or holds no valid metadata (the end
+    is then where the header says it would be)."""
     if position + _HEADER.size > len(data):
         return None, position + _HEADER.size
-    magic, meta_size, payload_size, checksum = _HEADER.unpack_from(data, position)
+    _, meta_size, payload_size, checksum, _ = _HEADER.unpack_from(data, position)
     start = position + _HEADER.size
     end = start + meta_size + payload_size
-    if magic != _MAGIC or end > len(data) or zlib.crc32(data[start:end]) != checksum:
+    if (not _header_intact(data, position) or end > len(data)
+            or zlib.crc32(data[start:end]) != checksum):
         return None, end
     try:
         meta = orjson.loads(data[start:start + meta_size])
@@ -233,10 +250,32 @@ def _frame_at(data: bytes, position: int) -> tuple[SpoolRecord | None, int]:
     return SpoolRecord(kind, meta, data[start + meta_size:end]), end
 
 
+def _header_intact(data: bytes, position: int) -> bool:
+    """Whether a whole header starts at `position`, with its magic and its own checksum."""
+    if position + _HEADER.size > len(data):
+        # Cut short inside the header itself: intact as far as it goes when it starts
+        # like a frame.
+        return _MAGIC.startswith(data[position:position + len(_MAGIC)])
+    fields = data[position:position + _HEADER_CHECKED.size]
+    (header_checksum,) = struct.unpack_from("<I", data, position + _HEADER_CHECKED.size)
+    return fields[:len(_MAGIC)] == _MAGIC and zlib.crc32(fields) == header_checksum
+
+
 def _frame(record: SpoolRecord) -> bytes:
     meta = orjson.dumps({**record.meta, "kind": record.kind})
     body = meta + record.payload
-    return _HEADER.pack(_MAGIC, len(meta), len(record.payload), zlib.crc32(body)) + body
+    fields = _HEADER_CHECKED.pack(_MAGIC, len(meta), len(record.payload), zlib.crc32(body))
+    return fields + struct.pack("<I", zlib.crc32(fields)) + body
+
+
+def _write_all(segment: BinaryIO, data: bytes) -> None:
+    """Write all of `data` (an unbuffered file may take part of it per call)."""
+    view = memoryview(data)
+    while view:
+        written = segment.write(view)
+        if not written:
+            raise OSError("the spool segment took no bytes")
+        view = view[written:]
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -99,6 +99,7 @@ class GroupCommitWriter:
         self._intake_lock = threading.Lock()
         # Set when a request could not be set aside: its batch's segments are then kept.
         self._kept_aside_failed = False
+        self._in_hand: list[_Pending] = []  # taken from the queue, not yet batched
         if spool is not None:
             if replay is None:
                 raise ValueError("a spool needs a replay function for what it holds")
@@ -200,7 +201,9 @@ class GroupCommitWriter:
                     return
                 taken = list(self._queue)
                 self._queue.clear()
+                self._in_hand = taken  # answered by `_stop_after_bug` should this fail
             self._accept(taken)
+            self._in_hand = []
 
     def _accept(self, taken: list[_Pending]) -> None:
         """Spool the deliveries that have a record, batch them all, then acknowledge the
@@ -340,7 +343,7 @@ class GroupCommitWriter:
                              "restart the server")
         with self._ready:
             self._closed = True
-            pending = list(self._queue) + self._batch
+            pending = list(self._queue) + self._in_hand + self._batch
             self._queue.clear()
             self._batch, self._batch_rows = [], 0
             for waiting in pending:
@@ -469,10 +472,7 @@ class GroupCommitWriter:
                 except Exception as exc:  # noqa: BLE001 - decoding rules may have changed
                     spool.quarantine(record, f"cannot decode it again: {exc}")
             for start in range(0, len(group), 64):
-                part = group[start:start + 64]
-                if not self._commit(part):
-                    raise StoreError(f"cannot write the requests kept in {segment} to the "
-                                     "store; they stay there for the next start")
+                self._recover_part(spool, segment, group[start:start + 64])
             log_fields(log, logging.INFO, "spooled requests written after a restart",
                        segment=segment.name, requests=len(group),
                        events=sum(p.delivery.size for p in group))
@@ -484,3 +484,31 @@ class GroupCommitWriter:
             except OSError as exc:
                 raise StoreError(f"cannot remove the written spool segment {segment}: {exc}"
                                  ) from exc
+
+    def _recover_part(self, spool: Spool, segment: Path, part: list[_Pending]) -> None:
+        """Commit spooled requests at start. Those the store refuses on their own, while
+        others commit, are set aside; so is a lone request it refuses (else no restart
+        could get past it). When it refuses every one of several, the store is at fault:
+        starting fails with its reason, and they stay in the spool."""
+        try:
+            self.store.write_deliveries([pending.delivery for pending in part])
+            return
+        except StoreError:
+            pass
+        refused: list[tuple[_Pending, StoreError]] = []
+        for pending in part:
+            try:
+                self.store.write_deliveries([pending.delivery])
+            except StoreError as exc:
+                refused.append((pending, exc))
+        if len(part) > 1 and len(refused) == len(part):
+            raise StoreError(f"cannot write the requests kept in {segment} to the store "
+                             f"({refused[0][1]}); they stay there for the next start")
+        for pending, exc in refused:
+            if pending.record is not None:
+                try:
+                    spool.quarantine(pending.record, f"the store refuses it: {exc}")
+                except OSError as error:
+                    raise StoreError(f"cannot write a request kept in {segment} to the store "
+                                     f"({exc}), nor set it aside ({error}); it stays there "
+                                     "for the next start") from error

@@ -107,10 +107,12 @@ class GroupCommitWriter:
             set_barrier = getattr(store, "set_read_barrier", None)
             if set_barrier is not None:
                 set_barrier(self.flush)
-        self._intake_thread = threading.Thread(target=self._intake_loop,
-                                               name="trailguard-intake", daemon=True)
-        self._thread = threading.Thread(target=self._commit_loop, name="trailguard-writer",
-                                        daemon=True)
+        self._intake_thread = threading.Thread(
+            target=self._guarded, args=(self._intake_until_closed, "ingest intake"),
+            name="trailguard-intake", daemon=True)
+        self._thread = threading.Thread(
+            target=self._guarded, args=(self._commit_until_closed, "ingest commits"),
+            name="trailguard-writer", daemon=True)
         self._intake_thread.start()
         self._thread.start()
 
@@ -182,11 +184,13 @@ class GroupCommitWriter:
 
     # -- intake: queue -> spool -> batch ------------------------------------------------
 
-    def _intake_loop(self) -> None:
+    def _guarded(self, loop: Callable[[], None], name: str) -> None:
+        """Run one of the two threads' loops; a bug in it answers every waiting sender and
+        reader (`_stop_after_bug`) rather than leaving them to hang."""
         try:
-            self._intake_until_closed()
-        except BaseException as exc:  # a dead intake would hang every sender
-            log_fields(log, logging.CRITICAL, "ingest intake stopped by a bug", reason=repr(exc))
+            loop()
+        except BaseException as exc:
+            log_fields(log, logging.CRITICAL, f"{name} stopped by a bug", reason=repr(exc))
             self._stop_after_bug(exc)
             raise
 
@@ -238,14 +242,6 @@ class GroupCommitWriter:
             pending.future.set_result(WriteResult(pending.delivery.size, 0, pending=True))
 
     # -- commit: batch -> store ---------------------------------------------------------
-
-    def _commit_loop(self) -> None:
-        try:
-            self._commit_until_closed()
-        except BaseException as exc:  # a dead committer would hang every reader
-            log_fields(log, logging.CRITICAL, "ingest commits stopped by a bug", reason=repr(exc))
-            self._stop_after_bug(exc)
-            raise
 
     def _commit_until_closed(self) -> None:
         while True:

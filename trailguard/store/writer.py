@@ -368,11 +368,7 @@ class GroupCommitWriter:
                    deliveries=len(self._batch))
         batch, self._batch, self._batch_rows = self._batch, [], 0
         self._resolve(batch, StoreError("the store refused the write; retry later"))
-        self._committed += len(batch)
-        for pending in batch:
-            self._queued_events -= max(1, pending.delivery.size)
-            self._queued_bytes -= pending.delivery.nbytes
-        self._ready.notify_all()
+        self._forget(batch)  # the caller holds `_ready`; it is re-entrant
 
     def _commit(self, group: list[_Pending]) -> bool:
         """Commit `group` in one transaction; False when the store refused it as a whole

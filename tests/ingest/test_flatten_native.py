@@ -115,3 +115,25 @@ def test_public_cloudtrail_and_guardduty_samples_flatten_as_in_python(samples: P
             assert outcome(flatten, record) == outcome(flatten_in_python, record)
             checked += 1
     assert checked > 100
+
+
+@needs_c
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from("0123456789 x\u0661\u00e9\U0001f600"), max_size=60))
+def test_the_digit_run_scan_agrees_with_python(text):
+    from trailguard.ingest import payloads
+
+    assert payloads._has_digit_run is not None
+    assert payloads._may_hold_wide_integer(text) == \
+        payloads._may_hold_wide_integer_in_python(text)
+
+
+@needs_c
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1" * 18, False), ("1" * 19, True), ('{"a": ' + "9" * 25 + "}", True),
+    ("1" * 18 + "." + "1" * 18, False), ("\u0661" * 19, False), ("\U0001f600" + "0" * 19, True),
+])
+def test_the_digit_run_scan_finds_nineteen_ascii_digits(text, expected):
+    from trailguard.ingest import payloads
+
+    assert payloads._may_hold_wide_integer(text) is expected

@@ -193,9 +193,38 @@ static PyObject *flatten_plain(PyObject *module, PyObject *const *args, Py_ssize
     Py_RETURN_NONE;
 }
 
+/* Whether `text` holds `run` decimal digits in a row: a JSON text that may hold an integer
+ * orjson would read only approximately (see payloads._may_hold_wide_integer). */
+static PyObject *has_digit_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "has_digit_run(text: str, run: int)");
+        return NULL;
+    }
+    Py_ssize_t run = PyLong_AsSsize_t(args[1]);
+    if (run == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *text = args[0];
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t digits = 0;
+    for (Py_ssize_t index = 0; index < length; index++) {
+        Py_UCS4 character = PyUnicode_READ(kind, data, index);
+        digits = (character >= '0' && character <= '9') ? digits + 1 : 0;
+        if (digits >= run && run > 0) {
+            Py_RETURN_TRUE;
+        }
+    }
+    Py_RETURN_FALSE;
+}
+
 static PyMethodDef methods[] = {
     {"flatten_plain", (PyCFunction)(void (*)(void))flatten_plain, METH_FASTCALL,
      "Flat attributes of a plain JSON document, or None when the Python walk must do it."},
+    {"has_digit_run", (PyCFunction)(void (*)(void))has_digit_run, METH_FASTCALL,
+     "Whether a str holds the given number of decimal digits in a row."},
     {NULL, NULL, 0, NULL},
 };
 

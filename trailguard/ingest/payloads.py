@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from isal import isal_zlib
 
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
 from trailguard.ingest.documents import document_identity, log_event, text_log_event
 from trailguard.ingest.flatten import MAX_DEPTH
 from trailguard.ingest.timestamps import coerce_epoch_ms
+
+try:
+    from trailguard.ingest._cflatten import has_digit_run as _has_digit_run
+except ImportError:  # no C compiler where it was installed
+    _has_digit_run = None
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -79,10 +84,12 @@ def gunzip_bounded(data: bytes, limit: int, what: str) -> bytes:
     total = 0
     rest = data
     while True:
-        inflater = zlib.decompressobj(wbits=47)  # 32 + 15: accept gzip or zlib headers
+        # ISA-L inflates ~1.6x as fast as zlib (the same bytes out). wbits 32 + 15:
+        # accept gzip or zlib headers.
+        inflater = isal_zlib.decompressobj(wbits=47)
         try:
             output = inflater.decompress(rest, limit - total + 1)
-        except zlib.error as exc:
+        except isal_zlib.error as exc:
             raise IngestError(f"{what} is not valid gzip: {exc}") from exc
         total += len(output)
         if total > limit:
@@ -190,7 +197,7 @@ def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> 
 # keep it exact or refuse it. Such integers have at least 19 digits; a text holding a run
 # of 19 digits anywhere goes to the careful decoders. (Mapping digits to "0" and the rest
 # to " " with bytes.translate and searching for the run costs ~3 us for a 1.4 KB record,
-# a regular expression ~15 us.)
+# a regular expression ~15 us, the same scan in C ~0.3 us.)
 _DIGITS_ONLY = bytes(ord("0") if ord("0") <= byte <= ord("9") else ord(" ")
                      for byte in range(256))
 _WIDE_INTEGER_DIGITS = b"0" * 19
@@ -228,6 +235,13 @@ def split_json_documents(text: str, lenient: bool = False) -> list[Any] | None:
 
 
 def _may_hold_wide_integer(text: str) -> bool:
+    if _has_digit_run is not None:
+        return _has_digit_run(text, len(_WIDE_INTEGER_DIGITS))
+    return _may_hold_wide_integer_in_python(text)
+
+
+def _may_hold_wide_integer_in_python(text: str) -> bool:
+    """`_may_hold_wide_integer` where the C module is not built."""
     digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_ONLY)
     return _WIDE_INTEGER_DIGITS in digits
 

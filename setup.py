@@ -8,5 +8,5 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[
     Extension("trailguard.ingest._cflatten", ["trailguard/ingest/_cflatten.c"], optional=True),
-    Extension("trailguard.store._csplit", ["trailguard/store/_csplit.c"], optional=True),
+    Extension("trailguard.store._crows", ["trailguard/store/_crows.c"], optional=True),
 ])

@@ -210,6 +210,17 @@ static PyObject *has_digit_run(PyObject *module, PyObject *const *args, Py_ssize
     const void *data = PyUnicode_DATA(text);
     Py_ssize_t length = PyUnicode_GET_LENGTH(text);
     Py_ssize_t digits = 0;
+    if (kind == PyUnicode_1BYTE_KIND && run > 0) {
+        /* Nearly every record: one byte per character, scanned directly. */
+        const unsigned char *bytes = (const unsigned char *)data;
+        for (Py_ssize_t index = 0; index < length; index++) {
+            digits = (unsigned char)(bytes[index] - '0') <= 9 ? digits + 1 : 0;
+            if (digits >= run) {
+                Py_RETURN_TRUE;
+            }
+        }
+        Py_RETURN_FALSE;
+    }
     for (Py_ssize_t index = 0; index < length; index++) {
         Py_UCS4 character = PyUnicode_READ(kind, data, index);
         digits = (character >= '0' && character <= '9') ? digits + 1 : 0;

@@ -12,8 +12,9 @@ import orjson
 from trailguard.errors import IngestError
 from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar, content_key
 from trailguard.ingest.actors import cloudtrail_actor
-from trailguard.ingest.flatten import flatten
+from trailguard.ingest.flatten import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAME_CHARS, flatten
 from trailguard.ingest.timestamps import coerce_epoch_ms, event_time, parse_iso_ms
+from trailguard.store.arrow_rows import NATIVE_ROWS, PackedEvent, document_row
 
 CLOUDTRAIL_KEYS = ("eventTime", "eventID")
 FINDING_KEYS = ("id", "type", "severity")
@@ -125,6 +126,34 @@ def log_event(document: dict[str, Any], fallback_ms: int,
     return Event(LOG, own_time or fallback_ms, attributes, key)
 
 
+def packed_log_event(document: dict[str, Any], fallback_ms: int,
+                     extra: dict[str, Scalar] | None = None,
+                     raw_text: str | None = None) -> PackedEvent | None:
+    """`log_event(document, fallback_ms, extra, raw_text, strict=True)` already as a row of
+    the events table, written in C without building the flat attributes (`document_row`);
+    None when the C module is not built or the document needs the Python walk (odd keys
+    or values, or a limit reached), so the caller calls `log_event`."""
+    if not NATIVE_ROWS:
+        return None
+    document = _as_sent_by_eventbridge(document)
+    cloudtrail = is_cloudtrail_record(document)
+    # The attributes log_event adds after the document's own, in its order: each only
+    # where the document has none of that name.
+    tail: list[tuple[str, Scalar]] = []
+    if cloudtrail and "actor" not in document:
+        actor = cloudtrail_actor(document.get("userIdentity"))
+        if actor is not None:
+            tail.append(("actor", actor))
+    tail.append(("message", raw_text if raw_text is not None else _json_text(document)))
+    row = document_row(document, (MAX_DEPTH, MAX_ATTRIBUTES, MAX_NAME_CHARS), tuple(tail),
+                       tuple(extra.items()) if extra else ())
+    if row is None:
+        return None
+    own_time = _document_time(document, cloudtrail)
+    key = content_key(_dedup_key(document, cloudtrail), bool(own_time))
+    return PackedEvent(LOG, own_time or fallback_ms, key, *row)
+
+
 def document_identity(document: dict[str, Any]) -> tuple[int | None, str | None]:
     """The time of its own and the content key `log_event` gives `document`: for a record
     kept as text, so that its copies are still recognised and it still sorts by its time."""
@@ -160,8 +189,8 @@ def _add_actor(attributes: dict[str, Scalar], record: dict[str, Any]) -> None:
         attributes["actor"] = actor
 
 
-def _document_time(document: dict[str, Any]) -> int | None:
-    if is_cloudtrail_record(document):
+def _document_time(document: dict[str, Any], cloudtrail: bool | None = None) -> int | None:
+    if is_cloudtrail_record(document) if cloudtrail is None else cloudtrail:
         return event_time(parse_iso_ms(str(document["eventTime"])))
     if is_eventbridge_event(document) and isinstance(document.get("time"), str):
         return event_time(parse_iso_ms(document["time"]))
@@ -173,8 +202,9 @@ def _document_time(document: dict[str, Any]) -> int | None:
     return None
 
 
-def _dedup_key(document: dict[str, Any]) -> str | None:
-    """The identity that makes a retried delivery of the same event a duplicate."""
+def _dedup_key(document: dict[str, Any], cloudtrail: bool | None = None) -> str | None:
+    """The identity that makes a retried delivery of the same event a duplicate.
+    (`cloudtrail`: whether `is_cloudtrail_record(document)`, when the caller knows.)"""
     detail = document.get("detail")
     if (document.get("source") == "aws.guardduty" and isinstance(detail, dict)
             and detail.get("id") and detail.get("updatedAt")):
@@ -182,7 +212,7 @@ def _dedup_key(document: dict[str, Any]) -> str | None:
         # the digest keeps distinct states apart even if updatedAt were reused.
         digest = hashlib.sha256(_json_bytes(detail, sort_keys=True))
         return f"gd:{detail['id']}|{detail['updatedAt']}|{digest.hexdigest()[:16]}"
-    if is_cloudtrail_record(document):
+    if is_cloudtrail_record(document) if cloudtrail is None else cloudtrail:
         return _cloudtrail_key(document)
     if is_eventbridge_event(document) and isinstance(document.get("id"), str):
         # The id alone would drop a different event sent under a reused id; an archive

@@ -28,6 +28,7 @@ from trailguard.ingest.payloads import (
     loads_exact,
 )
 from trailguard.ingest.timestamps import in_range
+from trailguard.store.arrow_rows import PackedEvent
 
 MAX_REQUEST_ID_CHARS = 256  # Firehose's ids are 36-character UUIDs
 
@@ -75,13 +76,14 @@ class FirehoseRequest:
     common: dict[str, Scalar]
     inflate_limit: int
 
-    def events_by_record(self) -> Iterator[list[Event]]:
+    def events_by_record(self, packed: bool = False) -> Iterator[list[Event | PackedEvent]]:
         """The events of each record in turn (so a caller can turn them into rows as it
-        goes, rather than holding every event of a big request as Python objects)."""
+        goes, rather than holding every event of a big request as Python objects);
+        `packed` as in `events_from_record`."""
         budget = InflateBudget(self.inflate_limit, self.inflate_limit)
         for index, data in enumerate(self.records):
             yield record_events(data, index, self.timestamp, self.common, self.inflate_limit,
-                                budget)
+                                budget, packed)
 
 
 def decode_request(body: bytes, headers: Mapping[str, str], limits: Limits) -> FirehoseBatch:
@@ -163,7 +165,8 @@ def _request_id(envelope: dict[str, Any], headers: Mapping[str, str]) -> str:
 
 
 def record_events(data: str, index: int, timestamp: int, common: dict[str, Scalar],
-                  inflate_limit: int, budget: InflateBudget | None = None) -> list[Event]:
+                  inflate_limit: int, budget: InflateBudget | None = None,
+                  packed: bool = False) -> list[Event | PackedEvent]:
     """The events of `records[index]` whose base64 `data` is given.
 
     Data that is not base64 (cut off, or never encoded) is a bad record, not a bad
@@ -178,7 +181,7 @@ def record_events(data: str, index: int, timestamp: int, common: dict[str, Scala
         reason = f"records[{index}].data is not valid base64: {exc}"
         return [text_log_event(data, timestamp, common, reason)]
     try:
-        return events_from_record(raw, timestamp, common, inflate_limit, budget)
+        return events_from_record(raw, timestamp, common, inflate_limit, budget, packed)
     except IngestError as exc:
         raise IngestError(f"records[{index}]: {exc}", exc.status) from exc
 

@@ -19,9 +19,15 @@ from isal import isal_zlib
 
 from trailguard.errors import IngestError
 from trailguard.events import Event, Scalar
-from trailguard.ingest.documents import document_identity, log_event, text_log_event
+from trailguard.ingest.documents import (
+    document_identity,
+    log_event,
+    packed_log_event,
+    text_log_event,
+)
 from trailguard.ingest.flatten import MAX_DEPTH
 from trailguard.ingest.timestamps import coerce_epoch_ms
+from trailguard.store.arrow_rows import PackedEvent
 
 try:
     from trailguard.ingest._cflatten import has_digit_run as _has_digit_run
@@ -136,8 +142,12 @@ def body_is_gzipped(headers: Mapping[str, str]) -> bool:
 
 
 def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
-                       inflate_limit: int, budget: InflateBudget | None = None) -> list[Event]:
+                       inflate_limit: int, budget: InflateBudget | None = None,
+                       packed: bool = False) -> list[Event | PackedEvent]:
     """Every event carried by one record; a damaged record becomes one flagged event.
+
+    `packed`: JSON documents may come back already as rows (`PackedEvent`), for a caller
+    that only turns them into a table.
 
     A record that cannot be read is kept as a `Log` whose `message` is its raw
     text (or its hex when it is not text) and whose `trailguard.parseError` says
@@ -163,7 +173,7 @@ def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
     text = text.removeprefix("\ufeff")  # a byte order mark some Windows tools write
 
     try:
-        return _events_from_text(text, fallback_ms, extra)
+        return _events_from_text(text, fallback_ms, extra, packed)
     except IngestError as exc:
         if exc.status == 413:
             raise
@@ -172,7 +182,8 @@ def events_from_record(data: bytes, fallback_ms: int, extra: dict[str, Scalar],
         return [_kept_as_text(text, fallback_ms, extra, f"record kept as text: {exc}")]
 
 
-def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> list[Event]:
+def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar],
+                      packed: bool = False) -> list[Event | PackedEvent]:
     documents = split_json_documents(text)
     if documents is None:
         stripped = text.strip("\r\n")
@@ -183,9 +194,10 @@ def _events_from_text(text: str, fallback_ms: int, extra: dict[str, Scalar]) -> 
     # A record of one JSON object keeps its own text as `message` (as sent, and without
     # serialising the document again); documents sharing a record get their JSON each.
     raw_text = text.strip() if len(documents) == 1 else None
-    events: list[Event] = []
+    events: list[Event | PackedEvent] = []
     for document in documents:
-        found = _events_from_document(document, fallback_ms, extra, raw_text=raw_text)
+        found = _events_from_document(document, fallback_ms, extra, raw_text=raw_text,
+                                      packed=packed)
         if not found and not _is_control_message(document):
             found = [text_log_event(text, fallback_ms, extra, "record holds no event (an empty "
                                     "JSON array or a CloudWatch Logs message without logEvents)")]
@@ -301,18 +313,24 @@ def _is_control_message(document: Any) -> bool:
 
 
 def _events_from_document(document: Any, fallback_ms: int, extra: dict[str, Scalar],
-                          top: bool = True, raw_text: str | None = None) -> list[Event]:
+                          top: bool = True, raw_text: str | None = None,
+                          packed: bool = False) -> list[Event | PackedEvent]:
     if isinstance(document, list) and top:
         # A JSON array of events; only its own elements are events (an array inside it
         # is one value, kept as JSON text, not unpacked further).
-        events: list[Event] = []
+        events: list[Event | PackedEvent] = []
         for item in document:
-            events.extend(_events_from_document(item, fallback_ms, extra, top=False))
+            events.extend(_events_from_document(item, fallback_ms, extra, top=False,
+                                                packed=packed))
         return events
     if not isinstance(document, dict):
         return [text_log_event(json.dumps(document), fallback_ms, extra)]
     if "messageType" in document and "logEvents" in document:
         return _cloudwatch_logs_events(document, extra)
+    if packed:
+        row = packed_log_event(document, fallback_ms, extra, raw_text)
+        if row is not None:
+            return [row]
     # strict: past a limit the whole record is kept as its raw text (events_from_record).
     return [log_event(document, fallback_ms, extra, raw_text=raw_text, strict=True)]
 

@@ -4,6 +4,7 @@ or hands the input back to it."""
 from __future__ import annotations
 
 import gzip
+import math
 import shutil
 import sysconfig
 from pathlib import Path
@@ -59,7 +60,9 @@ def _not_for_c(value) -> bool:
         return True
     if type(value) is int:
         return value >= 2**63 or value == -2**63
-    return type(value) is float and (value != value or abs(value) == float("inf"))
+    return type(value) is float and not math.isfinite(value)
+
+
 _names = st.sampled_from(["detail.severity", "detail.service.count", "eventName", "message",
                           "detail.type", "other", "another.name", "caf\u00e9", "q\"\\\n"])
 

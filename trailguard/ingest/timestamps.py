@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
+# Events of one delivery share their seconds often (CloudTrail times are to the second),
+# and reading an ISO time costs ~1.5 us where a cache hit costs ~0.1.
+@lru_cache(maxsize=4096)
 def parse_iso_ms(text: str) -> int | None:
     """Epoch ms of an ISO-8601 time such as CloudTrail's `2023-11-14T22:00:00Z`.
 

@@ -18,10 +18,16 @@ UNTIMED_KEY_PREFIX = "untimed:"
 
 
 def content_key(key: str | None, own_time: bool) -> str | None:
-    """`key` as stored: marked when the event's timestamp is not from its content."""
-    if key is None or own_time:
-        return key
-    return UNTIMED_KEY_PREFIX + key
+    """`key` as stored: marked when the event's timestamp is not from its content.
+
+    An id holding a lone UTF-16 surrogate (`"\\ud800"` in JSON) cannot be stored as text;
+    it is kept escaped (`\\ud800`), the same for every copy.
+    """
+    if key is None:
+        return None
+    if not key.isascii():
+        key = key.encode("utf-8", "backslashreplace").decode("utf-8")
+    return key if own_time else UNTIMED_KEY_PREFIX + key
 
 
 @dataclass(slots=True)

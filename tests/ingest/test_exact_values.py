@@ -89,3 +89,24 @@ def test_a_log_api_time_no_query_can_reach_gives_way_to_the_request_time(moment)
     [block] = decode_log_payload(b'[{"common": {"timestamp": ' + moment.encode()
                                  + b'}, "logs": [{"message": "m"}]}]', NOW)
     assert event.timestamp == block.timestamp == NOW
+
+
+@pytest.mark.parametrize("record", [
+    b'{"eventName": "\\ud800"}',                                    # in a text column
+    b'{"message": "\\udfff tail"}',
+    b'{"id": "\\ud800", "type": "t", "severity": 5, "schemaVersion": "2.0"}',  # a finding id
+    b'{"eventTime": "2023-11-14T20:00:00Z", "eventID": "\\ud800", "eventSource": "s3"}',
+    b'{"version": "0", "id": "\\ud800", "detail-type": "x", "source": "y", "detail": {}}',
+])
+def test_a_lone_surrogate_anywhere_costs_only_its_record(store, record):
+    # JSON may escape a lone UTF-16 surrogate, which no column can keep: the record is kept
+    # as its text, flagged, and the request's other record is stored as usual.
+    body, headers = firehose(record, b'{"eventName": "ok", "time": "2023-11-14T21:00:00Z"}')
+    decoded = decode_in_process(body, headers, Limits())
+    store.write_deliveries([_delivery(decoded)])
+
+    rows = run_nrql(store, f"SELECT * FROM Log {EVER} LIMIT 10", now_ms=NOW)["results"]
+    kept = [row for row in rows if "trailguard.parseError" in row]
+    assert [row["eventName"] for row in rows if row not in kept] == ["ok"]
+    assert len(kept) == 1 and "surrogate" in kept[0]["trailguard.parseError"]
+    assert kept[0]["message"] == record.decode()

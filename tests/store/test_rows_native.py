@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from trailguard.events import LOG, Event
 from trailguard.generate import generate_cloudtrail, generate_findings
 from trailguard.ingest.documents import cloudtrail_event, log_event, packed_log_event
 from trailguard.ingest.flatten import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAME_CHARS
-from trailguard.store import arrow_rows
-from trailguard.store.arrow_rows import event_row, events_to_table, row_in_python
+from trailguard.store import rows
+from trailguard.store.arrow_rows import _table_in_python, events_to_table, table_from_columns
+from trailguard.store.rows import PackedEvent, event_row, pack_columns, pack_event, row_in_python
 from trailguard.store.schema import HOT_COLUMNS
 
 T0 = 1_700_000_000_000
@@ -30,12 +33,12 @@ MESSAGE_SLOT = [hot.attribute for hot in HOT_COLUMNS].index("message")
 def test_the_c_row_writer_is_built_where_a_compiler_is():
     if not (shutil.which("cc") or shutil.which("gcc")) or not sysconfig.get_paths()["include"]:
         pytest.skip("no C compiler here: rows are written in Python alone")
-    assert arrow_rows.NATIVE_ROWS, (
+    assert rows.NATIVE_ROWS, (
         "setup.py did not build trailguard.store._crows; reinstall with `pip install -e .` "
         "and read the compiler's output")
 
 
-needs_c = pytest.mark.skipif(not arrow_rows.NATIVE_ROWS,
+needs_c = pytest.mark.skipif(not rows.NATIVE_ROWS,
                              reason="the C row writer is not built (no compiler at install)")
 
 
@@ -71,7 +74,7 @@ _names = st.sampled_from(["detail.severity", "detail.service.count", "eventName"
 @settings(max_examples=400)
 @given(st.dictionaries(_names, _values, max_size=7))
 def test_any_flat_attributes_make_the_python_row(attributes):
-    native = arrow_rows._crows.flat_row(attributes)
+    native = rows._crows.flat_row(attributes)
     python = row_in_python(attributes)
 
     if native is None:  # handed back: only for what it must leave to Python
@@ -84,7 +87,7 @@ def test_any_flat_attributes_make_the_python_row(attributes):
 def test_text_is_escaped_as_json():
     attributes = {"a": "quote \" backslash \\ tab \t nul \x00 unit \x1f caf\u00e9 \U0001f600"}
 
-    attrs, _ = arrow_rows._crows.flat_row(attributes)
+    attrs, _ = rows._crows.flat_row(attributes)
 
     assert attrs == orjson.dumps(attributes)
 
@@ -98,7 +101,7 @@ def test_generated_events_make_the_same_table_as_in_python(monkeypatch):
 
     native = events_to_table(events)
     with monkeypatch.context() as python_only:
-        python_only.setattr(arrow_rows, "_crows", None)
+        python_only.setattr(rows, "_crows", None)
         plain = events_to_table(events)
 
     assert native.equals(plain)
@@ -243,6 +246,69 @@ def test_an_event_with_plain_attributes_is_written_in_c():
 @needs_c
 def test_the_c_writer_refuses_a_malformed_configuration():
     with pytest.raises(TypeError, match="configure"):
-        arrow_rows._crows.configure(("message",), ())
+        rows._crows.configure(("message",), ())
     with pytest.raises(TypeError, match="tail"):
-        arrow_rows._crows.document_row({}, orjson.dumps, 1, 1, 1, ("not a pair",), ())
+        rows._crows.document_row({}, orjson.dumps, 1, 1, 1, ("not a pair",), ())
+
+
+_text_or_none = st.none() | st.text(max_size=6)
+
+
+@needs_c
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.sampled_from(["Log", "InfrastructureEvent"]),
+                          st.integers(-2**63, 2**63 - 1), _text_or_none,
+                          st.dictionaries(_names, _values, max_size=5)), max_size=12))
+def test_packed_columns_make_the_table_pyarrow_makes(events):
+    packed = [PackedEvent(kind, when, key, *row_in_python(attributes))
+              for kind, when, key, attributes in events
+              if not any(_not_for_c(value) for value in attributes.values())]
+
+    native = table_from_columns(pack_columns(packed))
+    native.validate(full=True)
+
+    assert native.equals(_table_in_python(packed))
+
+
+@needs_c
+def test_packing_refuses_what_is_not_a_row():
+    with pytest.raises(TypeError, match="PackedEvent"):
+        pack_columns([("Log", 1, None, b"{}")])
+    good = pack_event(Event(LOG, T0, {"message": "m"}, None))
+    with pytest.raises(TypeError, match="number column"):
+        pack_columns([good._replace(hot=tuple("text" if hot.sql_type == "DOUBLE" else None
+                                              for hot in HOT_COLUMNS))])
+    with pytest.raises(TypeError):
+        pack_columns([good._replace(timestamp="soon")])
+
+
+def test_a_decode_worker_never_imports_pyarrow():
+    code = ("import sys, trailguard.ingest.decode_rows; "
+            "sys.exit(1 if 'pyarrow' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@needs_c
+def test_a_lone_surrogate_for_a_text_column_goes_to_the_python_walk():
+    assert packed_log_event({"eventName": "\ud800"}, T0, None, "raw") is None
+
+
+@needs_c
+def test_the_walk_survives_a_hostile_dumps():
+    document = {"a": [1, 2, 3], "b": "x"}
+    walk = rows._crows.document_row
+
+    assert walk(document, lambda value: "not bytes", 10, 100, 100, (), ()) is None
+    assert walk(document, lambda value: [0] * 1000, 10, 100, 100, (), ()) is None
+
+    walked = {"a": [[1, 2], [3]], "b": "x"}
+
+    def emptying(value):
+        value.clear()  # the list being walked and its document, gone under the walk's feet
+        walked.clear()
+        return b"[]"
+
+    attrs, _ = walk(walked, emptying, 10, 100, 100, (), ())
+    assert orjson.loads(attrs) == {"a": "[]"}
+    with pytest.raises(ValueError, match="max_depth"):
+        walk(document, orjson.dumps, 10**9, 100, 100, (), ())

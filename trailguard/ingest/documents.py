@@ -14,7 +14,7 @@ from trailguard.events import INFRASTRUCTURE_EVENT, LOG, Event, Scalar, content_
 from trailguard.ingest.actors import cloudtrail_actor
 from trailguard.ingest.flatten import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAME_CHARS, flatten
 from trailguard.ingest.timestamps import coerce_epoch_ms, event_time, parse_iso_ms
-from trailguard.store.arrow_rows import NATIVE_ROWS, PackedEvent, document_row
+from trailguard.store.rows import NATIVE_ROWS, PackedEvent, document_row
 
 CLOUDTRAIL_KEYS = ("eventTime", "eventID")
 FINDING_KEYS = ("id", "type", "severity")
@@ -79,7 +79,7 @@ def wrap_finding(finding: dict[str, Any]) -> dict[str, Any]:
     """
     # The same finding state always gets the same envelope id; two findings that share an
     # id but not their content (no updatedAt to tell them apart) get two.
-    identity = f"{finding.get('id')}|{finding.get('updatedAt')}|".encode()
+    identity = f"{finding.get('id')}|{finding.get('updatedAt')}|".encode("utf-8", "surrogatepass")
     envelope_id = hashlib.sha256(identity + _json_bytes(finding, sort_keys=True)).hexdigest()
     return {
         "version": "0",

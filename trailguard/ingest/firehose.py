@@ -28,7 +28,7 @@ from trailguard.ingest.payloads import (
     loads_exact,
 )
 from trailguard.ingest.timestamps import in_range
-from trailguard.store.arrow_rows import PackedEvent
+from trailguard.store.rows import PackedEvent
 
 MAX_REQUEST_ID_CHARS = 256  # Firehose's ids are 36-character UUIDs
 

@@ -27,7 +27,7 @@ from trailguard.ingest.documents import (
 )
 from trailguard.ingest.flatten import MAX_DEPTH
 from trailguard.ingest.timestamps import coerce_epoch_ms
-from trailguard.store.arrow_rows import PackedEvent
+from trailguard.store.rows import PackedEvent
 
 try:
     from trailguard.ingest._cflatten import has_digit_run as _has_digit_run

@@ -28,11 +28,13 @@
 #include <Python.h>
 #include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #define EXACT_IN_DOUBLE (1LL << 53)
 #define MAX_HOT 64
 #define MAX_WATCHED 16
+#define MAX_WALK_DEPTH 1000
 
 /* 1: done; 0: not handled here, the caller takes the Python path; -1: a Python error. */
 enum { FALLBACK = 0, DONE = 1, FAILED = -1 };
@@ -255,6 +257,11 @@ static int row_put(Row *row, const char *name, Py_ssize_t length, PyObject *valu
     note_written(row, name, length);
     Py_ssize_t slot = hot_slot(name, length);
     if (slot >= 0 && fits(value, hot_columns[slot].numeric)) {
+        Py_ssize_t size;
+        if (PyUnicode_CheckExact(value) && PyUnicode_AsUTF8AndSize(value, &size) == NULL) {
+            PyErr_Clear(); /* a lone surrogate: no column can keep it; Python says so */
+            return FALLBACK;
+        }
         PyObject *old = PyTuple_GET_ITEM(row->hot, slot);
         Py_INCREF(value);
         PyTuple_SET_ITEM(row->hot, slot, value);
@@ -371,7 +378,8 @@ static int add_array_text(Walk *w, PyObject *array)
         return FALLBACK;
     }
     PyObject *json = PyObject_CallOneArg(w->dumps, array);
-    if (json == NULL) {
+    if (json == NULL || !PyBytes_CheckExact(json)) {
+        Py_XDECREF(json);
         PyErr_Clear(); /* the Python walk reports why it cannot be JSON */
         return FALLBACK;
     }
@@ -415,34 +423,40 @@ static int walk(Walk *w, PyObject *value, Py_ssize_t depth)
     }
     Py_ssize_t base = w->name.length;
     int status = DONE;
+    /* Held while it is walked: `dumps` runs Python code, which could drop it. */
+    Py_INCREF(value);
     if (PyDict_CheckExact(value)) {
         Py_ssize_t position = 0;
         PyObject *key, *child;
         while (status == DONE && PyDict_Next(value, &position, &key, &child)) {
             if (!PyUnicode_CheckExact(key) || !PyUnicode_IS_ASCII(key)) {
-                return FALLBACK; /* names count characters; the Python walk checks them */
+                status = FALLBACK; /* names count characters; the Python walk checks them */
+                break;
             }
             Py_ssize_t length = PyUnicode_GET_LENGTH(key);
             const char *text = (const char *)PyUnicode_DATA(key);
             if (length == 0 || memchr(text, '.', length) != NULL) {
-                return FALLBACK; /* two paths could give one name */
+                status = FALLBACK; /* two paths could give one name */
+                break;
             }
             w->name.length = base;
             if ((base > 0 && put(&w->name, ".", 1) < 0) || put(&w->name, text, length) < 0) {
-                return FAILED;
+                status = FAILED;
+                break;
             }
             /* The borrowed child stays alive: the document is not changed during the walk. */
             status = walk_child(w, child, depth);
         }
     } else {
         status = add_array_text(w, value);
-        Py_ssize_t count = PyList_GET_SIZE(value);
-        for (Py_ssize_t index = 0; status == DONE && index < count; index++) {
+        /* The size is read at every step: `dumps` could have changed the list. */
+        for (Py_ssize_t index = 0; status == DONE && index < PyList_GET_SIZE(value); index++) {
             char digits[24];
             int size = snprintf(digits, sizeof digits, "%zd", index);
             w->name.length = base;
             if ((base > 0 && put(&w->name, ".", 1) < 0) || put(&w->name, digits, size) < 0) {
-                return FAILED;
+                status = FAILED;
+                break;
             }
             PyObject *child = PyList_GET_ITEM(value, index);
             Py_INCREF(child);
@@ -451,6 +465,7 @@ static int walk(Walk *w, PyObject *value, Py_ssize_t depth)
         }
     }
     w->name.length = base;
+    Py_DECREF(value);
     return status;
 }
 
@@ -522,6 +537,11 @@ static PyObject *document_row(PyObject *module, PyObject *const *args, Py_ssize_
     if (PyErr_Occurred()) {
         return NULL;
     }
+    if (w.max_depth > MAX_WALK_DEPTH) {
+        /* The walk recurses once per level; past this the C stack is at risk. */
+        PyErr_Format(PyExc_ValueError, "max_depth is at most %d", MAX_WALK_DEPTH);
+        return NULL;
+    }
     if (row_start(&w.row) < 0) {
         row_discard(&w.row);
         return NULL;
@@ -541,6 +561,210 @@ static PyObject *document_row(PyObject *module, PyObject *const *args, Py_ssize_
     }
     PyMem_Free(w.name.data);
     return row_result(&w.row, status);
+}
+
+/* ---- pack_columns ------------------------------------------------------------------ */
+
+/* One Arrow column being built: a validity bitmap (a bit per row, 1 = a value), for text
+ * 32-bit offsets and the UTF-8 bytes, for numbers 8 bytes per row. */
+typedef struct {
+    Buffer validity;
+    Buffer offsets;
+    Buffer data;
+    Py_ssize_t nulls;
+    int text;
+} Column;
+
+static int column_start(Column *column, int text)
+{
+    memset(column, 0, sizeof *column);
+    column->text = text;
+    int32_t zero = 0;
+    return text ? put(&column->offsets, (const char *)&zero, sizeof zero) : 0;
+}
+
+static void column_free(Column *column)
+{
+    PyMem_Free(column->validity.data);
+    PyMem_Free(column->offsets.data);
+    PyMem_Free(column->data.data);
+}
+
+static int column_mark(Column *column, Py_ssize_t row, int valid)
+{
+    if (row % 8 == 0) {
+        char none = 0;
+        if (put(&column->validity, &none, 1) < 0) {
+            return -1;
+        }
+    }
+    if (valid) {
+        column->validity.data[row / 8] |= (char)(1 << (row % 8));
+    } else {
+        column->nulls++;
+    }
+    return 0;
+}
+
+static int column_end_offset(Column *column)
+{
+    if (column->data.length > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "a chunk of rows holds more than 2 GiB of text in one column");
+        return -1;
+    }
+    int32_t end = (int32_t)column->data.length;
+    return put(&column->offsets, (const char *)&end, sizeof end);
+}
+
+/* Appends `value` (None, str or bytes for text; None, float or int for numbers). */
+static int column_add(Column *column, Py_ssize_t row, PyObject *value)
+{
+    int valid = value != Py_None;
+    if (column_mark(column, row, valid) < 0) {
+        return -1;
+    }
+    if (column->text) {
+        if (valid) {
+            Py_ssize_t length;
+            const char *bytes;
+            if (PyBytes_CheckExact(value)) {
+                bytes = PyBytes_AS_STRING(value);
+                length = PyBytes_GET_SIZE(value);
+            } else if (PyUnicode_CheckExact(value)) {
+                bytes = PyUnicode_AsUTF8AndSize(value, &length);
+                if (bytes == NULL) {
+                    return -1;
+                }
+            } else {
+                PyErr_Format(PyExc_TypeError, "a text column was given %.100s",
+                             Py_TYPE(value)->tp_name);
+                return -1;
+            }
+            if (put(&column->data, bytes, length) < 0) {
+                return -1;
+            }
+        }
+        return column_end_offset(column);
+    }
+    double number = 0.0; /* a null's slot holds 0 */
+    if (valid && PyFloat_CheckExact(value)) {
+        number = PyFloat_AS_DOUBLE(value);
+    } else if (valid && PyLong_CheckExact(value)) {
+        number = PyLong_AsDouble(value); /* exact: the row writer puts |n| <= 2**53 here */
+        if (number == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+    } else if (valid) {
+        PyErr_Format(PyExc_TypeError, "a number column was given %.100s",
+                     Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    return put(&column->data, (const char *)&number, sizeof number);
+}
+
+static int column_add_int64(Column *column, Py_ssize_t row, PyObject *value)
+{
+    long long number = PyLong_AsLongLong(value);
+    if (number == -1 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_SetString(PyExc_OverflowError,
+                            "an event's timestamp is too large for a 64-bit integer");
+        }
+        return -1;
+    }
+    int64_t stored = (int64_t)number;
+    if (column_mark(column, row, 1) < 0) {
+        return -1;
+    }
+    return put(&column->data, (const char *)&stored, sizeof stored);
+}
+
+/* (null count, validity or None, offsets or None, data) */
+static PyObject *column_result(Column *column)
+{
+    PyObject *validity = column->nulls
+        ? PyBytes_FromStringAndSize(column->validity.data, column->validity.length)
+        : Py_NewRef(Py_None);
+    PyObject *offsets = column->text
+        ? PyBytes_FromStringAndSize(column->offsets.data, column->offsets.length)
+        : Py_NewRef(Py_None);
+    PyObject *data = PyBytes_FromStringAndSize(column->data.data ? column->data.data : "",
+                                               column->data.length);
+    PyObject *result = (validity && offsets && data)
+        ? Py_BuildValue("(nOOO)", column->nulls, validity, offsets, data) : NULL;
+    Py_XDECREF(validity);
+    Py_XDECREF(offsets);
+    Py_XDECREF(data);
+    return result;
+}
+
+/* Columns of the events table in order: event_type, timestamp, dedup_key, the hot
+ * columns, attrs. */
+enum { EVENT_TYPE, TIMESTAMP, DEDUP_KEY, FIRST_HOT };
+
+/* pack_columns(events) -> (rows, columns): `events` is a list of PackedEvent tuples
+ * (event_type, timestamp, dedup_key, attrs, hot). */
+static PyObject *pack_columns(PyObject *module, PyObject *events)
+{
+    if (hot_count < 0) {
+        PyErr_SetString(PyExc_RuntimeError, "_crows.configure was not called");
+        return NULL;
+    }
+    if (!PyList_CheckExact(events)) {
+        PyErr_SetString(PyExc_TypeError, "pack_columns(events: list of PackedEvent)");
+        return NULL;
+    }
+    Py_ssize_t count = FIRST_HOT + hot_count + 1;
+    Column *columns = PyMem_Calloc(count, sizeof(Column));
+    if (columns == NULL) {
+        return PyErr_NoMemory();
+    }
+    int status = 0;
+    for (Py_ssize_t index = 0; index < count && status == 0; index++) {
+        int text = index != TIMESTAMP
+                   && !(index >= FIRST_HOT && index < FIRST_HOT + hot_count
+                        && hot_columns[index - FIRST_HOT].numeric);
+        status = column_start(&columns[index], text);
+    }
+    Py_ssize_t rows = PyList_GET_SIZE(events);
+    for (Py_ssize_t row = 0; row < rows && status == 0; row++) {
+        PyObject *event = PyList_GET_ITEM(events, row);
+        PyObject *hot = PyTuple_Check(event) && PyTuple_GET_SIZE(event) == 5
+                        ? PyTuple_GET_ITEM(event, 4) : NULL;
+        if (hot == NULL || !PyTuple_Check(hot) || PyTuple_GET_SIZE(hot) != hot_count) {
+            PyErr_SetString(PyExc_TypeError, "pack_columns takes PackedEvent tuples "
+                            "(event_type, timestamp, dedup_key, attrs, hot values)");
+            status = -1;
+            break;
+        }
+        status = column_add(&columns[EVENT_TYPE], row, PyTuple_GET_ITEM(event, 0));
+        status = status ? status : column_add_int64(&columns[TIMESTAMP], row,
+                                                    PyTuple_GET_ITEM(event, 1));
+        status = status ? status : column_add(&columns[DEDUP_KEY], row, PyTuple_GET_ITEM(event, 2));
+        for (Py_ssize_t slot = 0; slot < hot_count && status == 0; slot++) {
+            status = column_add(&columns[FIRST_HOT + slot], row, PyTuple_GET_ITEM(hot, slot));
+        }
+        status = status ? status : column_add(&columns[count - 1], row, PyTuple_GET_ITEM(event, 3));
+    }
+    PyObject *result = NULL;
+    if (status == 0) {
+        PyObject *packed = PyTuple_New(count);
+        for (Py_ssize_t index = 0; packed != NULL && index < count; index++) {
+            PyObject *column = column_result(&columns[index]);
+            if (column == NULL) {
+                Py_CLEAR(packed);
+                break;
+            }
+            PyTuple_SET_ITEM(packed, index, column);
+        }
+        result = packed ? Py_BuildValue("(nN)", rows, packed) : NULL;
+    }
+    for (Py_ssize_t index = 0; index < count; index++) {
+        column_free(&columns[index]);
+    }
+    PyMem_Free(columns);
+    return result;
 }
 
 /* ---- configure ----------------------------------------------------------------------- */
@@ -602,6 +826,8 @@ static PyMethodDef methods[] = {
      "Set the hot attributes (in column order) and which of them hold numbers."},
     {"flat_row", (PyCFunction)flat_row, METH_O,
      "(attrs JSON, hot values) of flat attributes, or None for the Python path."},
+    {"pack_columns", (PyCFunction)pack_columns, METH_O,
+     "(rows, Arrow column buffers) of a list of PackedEvent tuples."},
     {"document_row", (PyCFunction)(void (*)(void))document_row, METH_FASTCALL,
      "(attrs JSON, hot values) of a JSON document, flattened; None for the Python path."},
     {NULL, NULL, 0, NULL},

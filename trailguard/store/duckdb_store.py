@@ -15,8 +15,9 @@ import pyarrow as pa
 from trailguard.datadir import prepare_data_dir
 from trailguard.errors import StoreBusyError, StoreError
 from trailguard.events import UNTIMED_KEY_PREFIX, Event
-from trailguard.store.arrow_rows import DEDUP_KEY_COLUMN, events_to_table
+from trailguard.store.arrow_rows import events_to_table
 from trailguard.store.base import Delivery, QueryResult, WriteResult
+from trailguard.store.rows import DEDUP_KEY_COLUMN
 from trailguard.store.schema import (
     DEDUP_COLUMN,
     DEDUP_DIGEST_SQL,

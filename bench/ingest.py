@@ -88,8 +88,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="client threads")
     parser.add_argument("--findings-share", type=float, default=0.2,
                         help="share of GuardDuty findings (the rest is CloudTrail)")
-    parser.add_argument("--memory-limit", default="1GB",
-                        help="the server's store_memory_limit (DuckDB memory_limit)")
+    parser.add_argument("--memory-limit", default="",
+                        help="the server's store_memory_limit (default: the server's own)")
     parser.add_argument("--workdir", help="keep files here (default: a new temp folder)")
     return parser.parse_args()
 
@@ -226,7 +226,8 @@ def _send_all(server: _Server, corpus: _Corpus, args: argparse.Namespace,
             bodies.put((number, path))
 
     acked = [0] * args.threads
-    threads = [threading.Thread(target=_client, args=(server.port, args, bodies, acked, i))
+    busy = [0] * args.threads  # 503 answers (the server's queue was full)
+    threads = [threading.Thread(target=_client, args=(server.port, args, bodies, acked, busy, i))
                for i in range(args.threads)]
     cpu_before = server.cpu_seconds()
     started = time.perf_counter()
@@ -245,12 +246,13 @@ def _send_all(server: _Server, corpus: _Corpus, args: argparse.Namespace,
                                            in zip(server.cpu_seconds(), cpu_before, strict=True))
     print(f"CPU busy per wall second during the run: server {server_cpu / elapsed:.2f}, "
           f"decode workers {workers_cpu / elapsed:.2f}, load client {client_cpu / elapsed:.2f} "
-          f"(of {os.cpu_count()} cores)", flush=True)
+          f"(of {os.cpu_count()} cores); {sum(busy)} requests answered 503 (queue full) "
+          "and retried after 0.2 s", flush=True)
     return sum(acked), elapsed, body_bytes
 
 
 def _client(port: int, args: argparse.Namespace, bodies: queue.Queue, acked: list[int],
-            index: int) -> None:
+            busy: list[int], index: int) -> None:
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip",
                "X-Amz-Firehose-Access-Key": KEY}
     with httpx.Client(timeout=180) as client:
@@ -269,6 +271,7 @@ def _client(port: int, args: argparse.Namespace, bodies: queue.Queue, acked: lis
                     break
                 if response.status_code != 503:
                     raise SystemExit(f"request {number}: {response.status_code} {response.text}")
+                busy[index] += 1
                 time.sleep(0.2)
             acked[index] += min(args.batch, args.events - number * args.batch)
 
@@ -282,7 +285,9 @@ class _Server:
             self.port = probe.getsockname()[1]
         env = {**os.environ, "TRAILGUARD_FIREHOSE_ACCESS_KEY": KEY,
                "TRAILGUARD_API_KEY": "bench-api-key-0123456789",
-               "TRAILGUARD_LOG_LEVEL": "warning", "TRAILGUARD_STORE_MEMORY_LIMIT": memory_limit}
+               "TRAILGUARD_LOG_LEVEL": "warning"}
+        if memory_limit:
+            env["TRAILGUARD_STORE_MEMORY_LIMIT"] = memory_limit
         self.process = subprocess.Popen(
             [sys.executable, "-m", "trailguard", "serve", "--data-dir", str(data_dir),
              "--host", "127.0.0.1", "--port", str(self.port)],

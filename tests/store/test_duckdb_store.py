@@ -244,3 +244,17 @@ def test_the_store_file_is_written_in_row_groups_of_the_configured_size(store):
                         "WHERE column_name = 'event_type' GROUP BY ALL ORDER BY 1", {}).rows
 
     assert [rows for _, rows in groups] == [ROW_GROUP_SIZE, 100]
+
+
+def test_a_query_past_the_memory_limit_spills_into_the_data_directory(tmp_path):
+    from trailguard.config import Config
+
+    store = DuckDBStore(tmp_path, memory_limit=Config().store_memory_limit)
+    try:
+        settings = store.read("SELECT current_setting('temp_directory'), "
+                              "current_setting('memory_limit')", {}).rows[0]
+    finally:
+        store.close()
+
+    assert Path(settings[0]) == tmp_path / "tmp"
+    assert settings[1] == "244.1 MiB"  # 256MB, the default, as DuckDB spells it

@@ -43,6 +43,8 @@ CHECKPOINT_THRESHOLD = "256MB"
 # groups, 19-20 us, flat from 1M to 3M, and 15% less disk. Scans lose nothing measurable,
 # and time filters skip finer ranges.
 ROW_GROUP_SIZE = 16_384
+# Spill files of queries past the memory limit, inside the data directory.
+TEMP_FOLDER = "tmp"
 # The name the store file is attached under; every cursor selects it (`_cursor`).
 CATALOG = "store"
 # How far apart in time two copies of one event may be stored and still be recognised:
@@ -329,6 +331,9 @@ def _open(path: Path, read_only: bool, memory_limit: str) -> duckdb.DuckDBPyConn
     # written blocks cached up to it: a long-running server should set one.
     settings = {"memory_limit": memory_limit} if memory_limit else {}
     settings["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
+    # Where a query past the memory limit spills: in the data directory. An in-memory
+    # instance (as here) would otherwise use ".tmp" in whatever folder the server runs in.
+    settings["temp_directory"] = str(path.parent / TEMP_FOLDER)
     connection = duckdb.connect(":memory:", config=settings)
     options = "READ_ONLY" if read_only else f"ROW_GROUP_SIZE {ROW_GROUP_SIZE}"
     try:

@@ -1,7 +1,8 @@
 """Builds the optional C parts of ingest; everything else about the package is in pyproject.toml.
 
 `optional=True`: without a C compiler the install still succeeds, and the same work runs
-in Python alone (the same results; decoding takes about a third more CPU per event).
+in Python alone (the same results; decoding takes more than twice the CPU per event:
+36 against 15 us, measured in one process).
 """
 
 from setuptools import Extension, setup

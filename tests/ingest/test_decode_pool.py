@@ -99,3 +99,22 @@ def test_a_pool_that_stops_answering_is_replaced(pool: DecodePool, monkeypatch) 
 
     assert (late.request_id, late.table.num_rows) == ("big-2", BIG_REQUEST_RECORDS)
     assert pool._executor is not stopped
+
+
+def test_without_the_c_module_a_request_decodes_to_the_same_table(monkeypatch) -> None:
+    from trailguard.ingest import decode_rows, documents, flatten, payloads
+    from trailguard.store import rows
+
+    body = big_request()
+    with_c = decode_in_process(body, GZIP, Limits())
+    for module, name in ((rows, "_crows"), (flatten, "_flatten_plain"),
+                         (payloads, "_has_digit_run")):
+        monkeypatch.setattr(module, name, None)
+    for module in (decode_rows, documents):
+        monkeypatch.setattr(module, "NATIVE_ROWS", False)
+
+    _, _, chunks = decode_rows.decode_firehose_rows(body, GZIP, Limits())
+    without_c = decode_in_process(body, GZIP, Limits())
+
+    assert all(isinstance(chunk, list) for chunk in chunks)  # rows, for the server to pack
+    assert without_c.table.equals(with_c.table)

@@ -128,7 +128,7 @@ def _import(args: argparse.Namespace) -> int:
 
     config = _config(args)
     try:
-        store = DuckDBStore(config.data_dir)
+        store = DuckDBStore(config.data_dir, memory_limit=config.store_memory_limit)
     except StoreBusyError as exc:
         raise StoreBusyError(f"{exc}; stop the server before importing: import writes to "
                              "the data directory") from exc

@@ -34,6 +34,11 @@ class StoreBusyError(StoreError):
     """The data directory is locked by another trailguard process."""
 
 
+class QueryTooLargeError(StoreError):
+    """A valid query needs more memory than the store may use (`store_memory_limit`):
+    not worth retrying as it is (HTTP 422)."""
+
+
 class StoreOverloadedError(StoreError):
     """The write queue is full; the sender should retry later (HTTP 503)."""
 

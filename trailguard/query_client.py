@@ -57,7 +57,8 @@ def _local(config: Config, nrql: str) -> dict[str, Any]:
     from trailguard.store.spool import leftover_segments
 
     try:
-        store = DuckDBStore(config.data_dir, read_only=True)
+        store = DuckDBStore(config.data_dir, read_only=True,
+                            memory_limit=config.store_memory_limit)
     except StoreBusyError as exc:
         raise StoreBusyError(
             f"{exc}; to query a running server use --url, e.g. `trailguard query --url "

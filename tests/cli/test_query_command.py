@@ -129,3 +129,24 @@ def test_config_is_accepted_before_and_after_the_command(argv: list[str],
                                                          expected: str | None) -> None:
     args = _build_parser().parse_args(argv)
     assert args.config == (Path(expected) if expected else None)
+
+
+def test_a_local_query_keeps_to_the_configured_memory_limit(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from trailguard.events import LOG, Event
+
+    store = DuckDBStore(tmp_path / "data")
+    now = int(time.time() * 1000)
+    store.write([Event(LOG, now - n, {"message": f"{n:06d}" + "x" * 2_000}, None)
+                 for n in range(20_000)])
+    store.close()
+    monkeypatch.setenv("TRAILGUARD_STORE_MEMORY_LIMIT", "8MB")
+
+    status, _, err = run(capsys, "query", "--data-dir", str(tmp_path / "data"),
+                         "SELECT uniques(message, 5000) FROM Log SINCE 1 day ago")
+
+    assert status != 0
+    assert "store_memory_limit" in err and "Traceback" not in err

@@ -77,3 +77,25 @@ def test_an_oversized_body_names_the_limit(client: TestClient) -> None:
     assert answer.json() == {
         "error": "request body too large: /api/v1/nrql accepts at most 1 MiB (1,048,576 bytes) "
                  "of JSON", "limit_bytes": 1_048_576}
+
+
+def test_a_query_past_the_store_memory_limit_is_a_422_that_names_the_setting(
+        tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path, memory_limit="8MB")
+    now = int(time.time() * 1000)
+    store.write([Event(LOG, now - n, {"message": f"{n:06d}" + "x" * 2_000}, None)
+                 for n in range(20_000)])
+    config = Config(data_dir=tmp_path, firehose_access_key="f" * 16, api_key=API_KEY,
+                    ingest_decode_workers=0)
+    try:
+        with TestClient(create_app(config, store)) as test_client:
+            status, body = ask(test_client, "SELECT uniques(message, 5000) FROM Log "
+                                            "SINCE 1 day ago")
+            still_answers = ask(test_client, "SELECT count(*) FROM Log SINCE 1 day ago")
+    finally:
+        store.close()
+
+    assert status == 422  # not 503: retrying the same query will not help
+    assert "store_memory_limit" in body["error"] and "Out of Memory" in body["error"]
+    assert still_answers == (200, still_answers[1])
+    assert still_answers[1]["results"][0]["count"] == 20_000

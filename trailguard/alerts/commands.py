@@ -59,7 +59,7 @@ def _test(args: argparse.Namespace, config: Any) -> int:
     condition = load_condition_file(args.condition_file, "test")
     until = _time_ms(args.until, int(time.time() * 1000))
     since = _time_ms(args.since, until - 7 * 24 * 3600 * 1000)
-    store = DuckDBStore(config.data_dir, read_only=True)
+    store = DuckDBStore(config.data_dir, read_only=True, memory_limit=config.store_memory_limit)
     try:
         result = replay(store, condition, since, until)
     finally:

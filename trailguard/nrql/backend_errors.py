@@ -4,7 +4,8 @@ The compiler checks what it can (regexes, limits) before any SQL runs, but some 
 only fails inside the backend: a regex read from event data (`x RLIKE y`), a
 conversion out of range. Such a failure is the query's fault, so the user gets a
 400-class `NrqlError` with the backend's reason, never a 500. Failures of the store
-itself (I/O, memory, a missing table, a lost connection) stay `StoreError` (503).
+itself (I/O, a missing table, a lost connection) stay `StoreError` (503); a query that needs
+more memory than the store may use is `QueryTooLargeError` (422: retrying will not help).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 import sys
 
-from trailguard.errors import NrqlError, StoreError, TrailguardError
+from trailguard.errors import NrqlError, QueryTooLargeError, StoreError, TrailguardError
 
 # DuckDB's exception classes (by name: duckdb is imported only where a store uses it)
 # that mean "this statement cannot run on this input".
@@ -21,7 +22,8 @@ _DUCKDB_STORE_ERRORS = ("CatalogException",)   # no events table: the store, not
 
 # ClickHouse error codes that are the server's trouble, not the query's: unknown
 # table/database, timeouts, too many queries, network, memory, cancelled, internal.
-_CLICKHOUSE_STORE_CODES = frozenset({60, 81, 159, 160, 202, 209, 210, 241, 394, 1000, 1001})
+_CLICKHOUSE_STORE_CODES = frozenset({60, 81, 159, 160, 202, 209, 210, 394, 1000, 1001})
+_CLICKHOUSE_MEMORY_LIMIT = 241  # MEMORY_LIMIT_EXCEEDED
 _CLICKHOUSE_CODE = re.compile(r"Code: (\d+)\. DB::Exception: ")
 
 MAX_REASON = 300
@@ -34,17 +36,27 @@ def translate(error: Exception, query: str) -> TrailguardError | None:
     found = _CLICKHOUSE_CODE.search(str(error))
     if found:
         reason = str(error)[found.end():]
+        if int(found.group(1)) == _CLICKHOUSE_MEMORY_LIMIT:
+            return _too_large(reason)
         if int(found.group(1)) in _CLICKHOUSE_STORE_CODES:
             return StoreError(f"the store failed: {_first_line(reason)}")
         return _query_error(reason, query)
     duckdb = sys.modules.get("duckdb")
     if duckdb is None or not isinstance(error, duckdb.Error):
         return None
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return _too_large(str(error))
     if isinstance(error, tuple(getattr(duckdb, name) for name in _DUCKDB_STORE_ERRORS)):
         return StoreError(f"the store failed: {_first_line(str(error))}")
     if isinstance(error, tuple(getattr(duckdb, name) for name in _DUCKDB_QUERY_ERRORS)):
         return _query_error(str(error), query)
     return StoreError(f"the store failed: {_first_line(str(error))}")
+
+
+def _too_large(reason: str) -> QueryTooLargeError:
+    return QueryTooLargeError(
+        "the query needs more memory than the store may use (store_memory_limit): narrow it "
+        f"(a shorter time range, fewer FACET values) or raise the limit ({_first_line(reason)})")
 
 
 def _query_error(reason: str, query: str) -> NrqlError:

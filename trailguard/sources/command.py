@@ -41,7 +41,7 @@ def run_poll_command(args: argparse.Namespace, config: Any) -> int:
         raise ConfigError("no AWS sources configured: add a `sources:` section with at least "
                           "one account to the config file (see docs/aws-sources.md)")
     try:
-        store = DuckDBStore(config.data_dir)
+        store = DuckDBStore(config.data_dir, memory_limit=config.store_memory_limit)
     except StoreBusyError as exc:
         raise StoreBusyError(
             f"{config.data_dir} is in use, most likely by `trailguard serve`, which polls the "

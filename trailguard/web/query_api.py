@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from trailguard.errors import NrqlError, StoreError
+from trailguard.errors import NrqlError, QueryTooLargeError, StoreError
 from trailguard.logs import log_fields
 from trailguard.nrql import run_nrql
 from trailguard.web.auth import api_key_refusal
@@ -51,6 +51,8 @@ async def nrql_endpoint(request: Request) -> Response:
         result = await run_in_threadpool(run_nrql, state.store, query)
     except NrqlError as exc:
         return JSONResponse({"error": str(exc), "position": exc.position}, status_code=400)
+    except QueryTooLargeError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=422)
     except StoreError as exc:
         log_fields(log, logging.ERROR, "query failed", reason=str(exc))
         return JSONResponse({"error": "store unavailable"}, status_code=503)

@@ -118,3 +118,28 @@ def test_without_the_c_module_a_request_decodes_to_the_same_table(monkeypatch) -
 
     assert all(isinstance(chunk, list) for chunk in chunks)  # rows, for the server to pack
     assert without_c.table.equals(with_c.table)
+
+
+def test_a_worker_that_dies_halfway_through_its_answer_is_noticed(
+        monkeypatch, caplog) -> None:
+    from decode_sabotage import die_halfway_through_sending
+
+    from trailguard.ingest import decode_pool
+
+    # Long enough that only noticing the dead worker, not the timeout, can answer first.
+    monkeypatch.setattr(decode_pool, "DECODE_TIMEOUT_S", 3_600)
+    pool = DecodePool(1)
+    try:
+        asyncio.run(pool.decode_firehose(big_request(1), GZIP, Limits()))
+        broken = pool._executor
+        broken.submit(die_halfway_through_sending)  # runs first on the only worker
+
+        after = asyncio.run(pool.decode_firehose(big_request(2), GZIP, Limits()))
+    finally:
+        pool.close()
+
+    assert (after.request_id, after.table.num_rows) == ("big-2", BIG_REQUEST_RECORDS)
+    assert pool._executor is not broken
+    [failure] = [record.fields["reason"] for record in caplog.records
+                 if record.getMessage().startswith("decode worker failed")]
+    assert "died while the pool waited for it" in failure  # not the timeout

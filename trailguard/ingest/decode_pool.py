@@ -14,14 +14,15 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import pyarrow as pa
 
-from trailguard.ingest.decode_rows import decode_firehose_rows, start_worker
+from trailguard.ingest.decode_rows import DecodedRows, decode_firehose_rows, start_worker
 from trailguard.ingest.firehose import Limits
 from trailguard.logs import log_fields
 from trailguard.store.arrow_rows import table_from_chunks
@@ -33,6 +34,8 @@ POOL_MIN_BODY_BYTES = 64 * 1024
 # A 64 MiB request (Firehose's largest) decodes in seconds; a worker silent this long is
 # taken for lost, and the request is decoded in the server instead.
 DECODE_TIMEOUT_S = 120.0
+# How often a request waiting for a worker checks that the pool's workers are alive.
+WORKER_CHECK_S = 0.5
 # Past this many workers, more would add memory, not speed.
 MAX_DEFAULT_WORKERS = 8
 # The request headers decode_request reads; Starlette's Headers object does not pickle.
@@ -86,19 +89,24 @@ class DecodePool:
         """Decode in a worker; if the pool broke (a worker was killed), start a new one
         and decode this request in-process, so the request is not lost to it."""
         wanted = decode_headers(headers)
+        executor = self._executor
         try:
-            future = self._executor.submit(decode_firehose_rows, body, wanted, limits)
-            request_id, delivery_key, chunks = await asyncio.wait_for(
-                asyncio.wrap_future(future), DECODE_TIMEOUT_S)
-        except (BrokenProcessPool, TimeoutError) as exc:
-            # A worker died, or the pool stopped answering (a worker killed halfway
-            # through sending its rows leaves the pool reading forever).
+            future = executor.submit(decode_firehose_rows, body, wanted, limits)
+            request_id, delivery_key, chunks = await _outcome(executor, future)
+        except (BrokenProcessPool, TimeoutError, _WorkerLost) as exc:
             log_fields(log, logging.ERROR, "decode worker failed; restarting the pool",
                        reason=str(exc) or type(exc).__name__)
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = self._new_executor()
+            self._replace(executor)
             return await asyncio.to_thread(decode_in_process, body, wanted, limits)
         return DecodedDelivery(request_id, delivery_key, table_from_chunks(chunks))
+
+    def _replace(self, broken: ProcessPoolExecutor) -> None:
+        """A new pool instead of `broken`, unless another request has replaced it already."""
+        if self._executor is not broken:
+            return
+        broken.shutdown(wait=False, cancel_futures=True)
+        _unblock_result_reader(broken)
+        self._executor = self._new_executor()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -108,3 +116,48 @@ class DecodePool:
         # a threaded process can copy a lock in its held state into the child.
         return ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                    initializer=start_worker, initargs=(os.getpid(),))
+
+
+class _WorkerLost(Exception):
+    """A worker of the pool died while the pool still waits for its answer."""
+
+
+async def _outcome(executor: ProcessPoolExecutor, future: Future) -> DecodedRows:
+    """The result of `future`, from a worker of `executor`.
+
+    Raises TimeoutError after DECODE_TIMEOUT_S, and _WorkerLost as soon as any worker of
+    the pool has died: a worker killed halfway through sending its rows leaves the pool
+    reading the rest forever, never failing the requests it holds (with rows handed back
+    as big column buffers, that is where a killed worker most often is).
+    """
+    waiting = asyncio.wrap_future(future)
+    deadline = time.monotonic() + DECODE_TIMEOUT_S
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no answer from the decode pool in {DECODE_TIMEOUT_S:.0f} s")
+        done, _ = await asyncio.wait({waiting}, timeout=min(WORKER_CHECK_S, left))
+        if done:
+            return waiting.result()
+        dead = _dead_workers(executor)
+        if dead:
+            raise _WorkerLost(f"decode worker {dead[0]} died while the pool waited for it")
+
+
+def _dead_workers(executor: ProcessPoolExecutor) -> list[int]:
+    # ProcessPoolExecutor keeps its workers in `_processes` (pid -> Process); nothing
+    # public says that one died while the pool is still reading from it.
+    processes = dict(getattr(executor, "_processes", None) or {})
+    return [pid for pid, process in processes.items() if process.exitcode is not None]
+
+
+def _unblock_result_reader(executor: ProcessPoolExecutor) -> None:
+    """Close this process's end of the pool's result pipe for writing: with every worker
+    gone, a pool thread stuck reading a half-sent result then gets end-of-file and ends
+    (otherwise it would block the interpreter's exit, which waits for it)."""
+    writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
+    if writer is not None:
+        try:
+            writer.close()
+        except OSError:
+            pass

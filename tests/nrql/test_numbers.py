@@ -177,7 +177,7 @@ def test_a_backend_error_on_the_data_is_an_nrql_error(store: Any) -> None:
 def test_backend_errors_split_into_query_and_store_failures() -> None:
     import duckdb
 
-    from trailguard.errors import StoreError
+    from trailguard.errors import QueryTooLargeError, StoreError
     from trailguard.nrql.backend_errors import translate
 
     def kind(error: Exception) -> type | None:
@@ -187,9 +187,10 @@ def test_backend_errors_split_into_query_and_store_failures() -> None:
     assert kind(duckdb.InvalidInputException("invalid repetition size")) is NrqlError
     assert kind(duckdb.ConversionException("out of range")) is NrqlError
     assert kind(duckdb.IOException("disk")) is StoreError
-    assert kind(duckdb.OutOfMemoryException("memory")) is StoreError
+    assert kind(duckdb.OutOfMemoryException("memory")) is QueryTooLargeError
     assert kind(duckdb.CatalogException("no table events")) is StoreError
     assert kind(RuntimeError("Code: 427. DB::Exception: cannot compile re2")) is NrqlError
-    assert kind(RuntimeError("Code: 241. DB::Exception: Memory limit exceeded")) is StoreError
+    assert kind(RuntimeError("Code: 241. DB::Exception: Memory limit exceeded")) \
+        is QueryTooLargeError
     assert kind(ValueError("a bug of ours")) is None    # raised unchanged, not hidden
     assert kind(NrqlError("already ours")) is None

@@ -99,3 +99,25 @@ def test_a_query_past_the_store_memory_limit_is_a_422_that_names_the_setting(
     assert "store_memory_limit" in body["error"] and "Out of Memory" in body["error"]
     assert still_answers == (200, still_answers[1])
     assert still_answers[1]["results"][0]["count"] == 20_000
+
+
+def test_a_faceted_timeseries_too_big_to_return_is_a_400(tmp_path: Path) -> None:
+    store = DuckDBStore(tmp_path)
+    now = int(time.time() * 1000)
+    store.write([Event(LOG, now - n * 1_000, {"message": "m", "uid": f"u{n}"}, None)
+                 for n in range(1_200)])
+    config = Config(data_dir=tmp_path, firehose_access_key="f" * 16, api_key=API_KEY,
+                    ingest_decode_workers=0)
+    try:
+        with TestClient(create_app(config, store)) as test_client:
+            too_big = ask(test_client, "SELECT count(*) FROM Log FACET uid SINCE 1 week ago "
+                                       "TIMESERIES 1 hour LIMIT MAX")
+            fits = ask(test_client, "SELECT count(*) FROM Log FACET uid SINCE 1 day ago "
+                                    "TIMESERIES 1 hour LIMIT 100")
+    finally:
+        store.close()
+
+    # 1,200 facets x 168 hourly buckets = 201,600 rows, past the 200,000 allowed.
+    assert too_big[0] == 400
+    assert too_big[1]["error"].startswith("the query would return 1,200 series of 168 ")
+    assert fits[0] == 200 and len(fits[1]["results"]) == 100 * 24

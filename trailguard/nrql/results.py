@@ -14,12 +14,17 @@ from typing import Any
 
 import orjson
 
+from trailguard.errors import NrqlError
 from trailguard.nrql.attributes import Decode
 from trailguard.nrql.plan import OutputColumn, Plan
 from trailguard.store.base import QueryResult
 from trailguard.store.schema import ATTRS_COLUMN, HOT_COLUMNS
 
 Group = tuple[Any, ...]
+# Rows a faceted TIMESERIES may fill in (facets x buckets): every bucket of every facet
+# becomes a row, so LIMIT MAX (5,000 facets) over 366 buckets would be 1.8 million rows,
+# ~330 MB of JSON built in memory. 200,000 is 500 facets of 366 buckets.
+MAX_SERIES_ROWS = 200_000
 
 
 def build_results(plan: Plan, result: QueryResult) -> dict[str, Any]:
@@ -107,6 +112,12 @@ def _aggregate_rows(plan: Plan, rows: list[tuple[Any, ...]]) -> list[dict[str, A
         at += 1 if timed else 0
         groups.setdefault(group, {})[bucket] = row[at:at + len(value_outputs)]
 
+    if timed and len(groups) * _bucket_count(plan) > MAX_SERIES_ROWS:
+        raise NrqlError(
+            f"the query would return {len(groups):,} series of {_bucket_count(plan):,} "
+            f"TIMESERIES buckets, {len(groups) * _bucket_count(plan):,} rows; the most "
+            f"allowed is {MAX_SERIES_ROWS:,}: lower the FACET LIMIT, or use wider buckets or "
+            "a shorter time range")
     results = []
     for group, buckets in groups.items():
         head = _group_fields(group, facet_outputs, compared)

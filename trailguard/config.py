@@ -41,7 +41,7 @@ class Config:
     max_inflated_bytes: int = 128 * 1024 * 1024
     alerts_file: Path | None = None
     ingest_queue_events: int = 50_000
-    ingest_queue_mib: int = 128  # decoded rows waiting for a commit, in MiB (a batch: ~115)
+    ingest_queue_mib: int = 128  # decoded rows waiting for a commit, in MiB (a batch: ~58)
     ingest_decode_workers: int = -1  # processes decoding big requests; -1: one per core
     retention_days: dict[str, float] = field(default_factory=dict)  # event type -> days
     # DuckDB memory_limit, e.g. "2GB"; "" for DuckDB's own default, 80% of RAM. 256MB kept

@@ -63,8 +63,8 @@ def default_workers() -> int:
 
     A worker spends part of each request waiting (for the body, for the pipe), so on 2
     cores two workers beside the server ingested more than one (28,492 against 25,170
-    events/s over 10 million events, bench/ingest.py; the one-worker run also had a smaller
-    store memory limit), though the server needs about half the CPU per event.
+    events/s over 10 million events, bench/ingest.py, before rows were built in C; the
+    one-worker run also had a smaller store memory limit).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1

@@ -3,7 +3,6 @@ or hands the input back to it."""
 
 from __future__ import annotations
 
-import gzip
 import math
 import shutil
 import subprocess
@@ -15,6 +14,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sample_records import public_records
 
 from trailguard.errors import IngestError
 from trailguard.events import LOG, Event
@@ -219,17 +219,9 @@ def test_generated_findings_and_cloudtrail_pack_as_in_python():
 @needs_c
 def test_public_cloudtrail_and_guardduty_samples_pack_as_in_python(samples: Path):
     checked = 0
-    for path in sorted((samples / "cloudtrail").iterdir()) + sorted(
-            (samples / "guardduty").glob("*.json")):
-        raw = path.read_bytes()
-        document = orjson.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
-        if isinstance(document, dict):
-            records = document.get("Records") or document.get("Findings") or [document]
-        else:
-            records = [item for item in document if isinstance(item, dict)]
-        for record in records:
-            assert_packed_as_in_python(record, None, orjson.dumps(record).decode())
-            checked += 1
+    for record in public_records(samples):
+        assert_packed_as_in_python(record, None, orjson.dumps(record).decode())
+        checked += 1
     assert checked > 100
 
 

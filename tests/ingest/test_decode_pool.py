@@ -132,6 +132,7 @@ def test_a_worker_that_dies_halfway_through_its_answer_is_noticed(
     try:
         asyncio.run(pool.decode_firehose(big_request(1), GZIP, Limits()))
         broken = pool._executor
+        result_writer = broken._result_queue._writer
         broken.submit(die_halfway_through_sending)  # runs first on the only worker
 
         after = asyncio.run(pool.decode_firehose(big_request(2), GZIP, Limits()))
@@ -143,3 +144,6 @@ def test_a_worker_that_dies_halfway_through_its_answer_is_noticed(
     [failure] = [record.fields["reason"] for record in caplog.records
                  if record.getMessage().startswith("decode worker failed")]
     assert "died while the pool waited for it" in failure  # not the timeout
+    # The broken pool's thread, stuck reading the half-sent answer, gets end-of-file once
+    # no writer is left; else it would hold up this interpreter's exit forever.
+    assert result_writer.closed

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 
 import pyarrow as pa
 
@@ -104,8 +105,10 @@ class DecodePool:
         """A new pool instead of `broken`, unless another request has replaced it already."""
         if self._executor is not broken:
             return
+        writer = _result_writer(broken)  # before shutdown, which lets go of the queue
         broken.shutdown(wait=False, cancel_futures=True)
-        _unblock_result_reader(broken)
+        if writer is not None:
+            _close_quietly(writer)
         self._executor = self._new_executor()
 
     def close(self) -> None:
@@ -151,13 +154,15 @@ def _dead_workers(executor: ProcessPoolExecutor) -> list[int]:
     return [pid for pid, process in processes.items() if process.exitcode is not None]
 
 
-def _unblock_result_reader(executor: ProcessPoolExecutor) -> None:
-    """Close this process's end of the pool's result pipe for writing: with every worker
-    gone, a pool thread stuck reading a half-sent result then gets end-of-file and ends
-    (otherwise it would block the interpreter's exit, which waits for it)."""
-    writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
-    if writer is not None:
-        try:
-            writer.close()
-        except OSError:
-            pass
+def _result_writer(executor: ProcessPoolExecutor) -> Connection | None:
+    """This process's end of the pool's result pipe for writing. With every worker gone
+    and it closed, a pool thread stuck reading a half-sent result gets end-of-file and
+    ends; otherwise it would block the interpreter's exit, which waits for it."""
+    return getattr(getattr(executor, "_result_queue", None), "_writer", None)
+
+
+def _close_quietly(connection: Connection) -> None:
+    try:
+        connection.close()
+    except OSError:
+        pass

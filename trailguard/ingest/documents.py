@@ -121,8 +121,7 @@ def log_event(document: dict[str, Any], fallback_ms: int,
             attributes["message"] = raw_text if raw_text is not None else _json_text(document)
     if extra:
         attributes = {**extra, **attributes}
-    own_time = _document_time(document)
-    key = content_key(_dedup_key(document), bool(own_time))
+    own_time, key = _time_and_key(document)
     return Event(LOG, own_time or fallback_ms, attributes, key)
 
 
@@ -149,8 +148,7 @@ def packed_log_event(document: dict[str, Any], fallback_ms: int,
                        tuple(extra.items()) if extra else ())
     if row is None:
         return None
-    own_time = _document_time(document, cloudtrail)
-    key = content_key(_dedup_key(document, cloudtrail), bool(own_time))
+    own_time, key = _time_and_key(document, cloudtrail)
     return PackedEvent(LOG, own_time or fallback_ms, key, *row)
 
 
@@ -158,8 +156,15 @@ def document_identity(document: dict[str, Any]) -> tuple[int | None, str | None]
     """The time of its own and the content key `log_event` gives `document`: for a record
     kept as text, so that its copies are still recognised and it still sorts by its time."""
     document = _as_sent_by_eventbridge(document)
-    own_time = _document_time(document)
-    return own_time, content_key(_dedup_key(document), bool(own_time))
+    return _time_and_key(document)
+
+
+def _time_and_key(document: dict[str, Any],
+                  cloudtrail: bool | None = None) -> tuple[int | None, str | None]:
+    """The time of its own and the content key of a document as sent by EventBridge
+    (`cloudtrail`: whether it is a CloudTrail record, when the caller knows)."""
+    own_time = _document_time(document, cloudtrail)
+    return own_time, content_key(_dedup_key(document, cloudtrail), bool(own_time))
 
 
 def _as_sent_by_eventbridge(document: dict[str, Any]) -> dict[str, Any]:

@@ -152,6 +152,40 @@ def test_a_store_with_key_text_is_upgraded_and_still_recognises_its_events(tmp_p
     assert counted == [{"count": 2}]
 
 
+
+def test_a_store_whose_attrs_column_is_json_keeps_working(tmp_path: Path):
+    # Stores created before `attrs` became VARCHAR declare it JSON; they are not rewritten.
+    import duckdb
+
+    from trailguard.store.schema import create_statements
+
+    connection = duckdb.connect(str(tmp_path / "trailguard.duckdb"))
+    connection.execute(create_statements()[0].replace('"attrs" VARCHAR', '"attrs" JSON'))
+    connection.close()
+
+    store = DuckDBStore(tmp_path)
+    try:
+        written = store.write([cloudtrail_event(ct("json-1", requestParameters={"n": 7}))])
+        again = store.write([cloudtrail_event(ct("json-1", requestParameters={"n": 7}))])
+        declared = store.read("SELECT data_type FROM duckdb_columns() "
+                              "WHERE table_name = 'events' AND column_name = 'attrs'", {}).rows
+        found = results(store, "FROM InfrastructureEvent SELECT requestParameters.n, "
+                               f"userIdentity.userName {EVER}")
+    finally:
+        store.close()
+
+    assert declared == [("JSON",)]
+    assert (written.stored, again.stored, again.duplicates) == (1, 0, 1)
+    assert [(row["requestParameters.n"], row["userIdentity.userName"]) for row in found] == [
+        (7, "example")]
+
+
+def test_a_new_store_declares_attrs_as_text(store):
+    declared = store.read("SELECT data_type FROM duckdb_columns() "
+                          "WHERE table_name = 'events' AND column_name = 'attrs'", {}).rows
+    assert declared == [("VARCHAR",)]
+
+
 DAY = 86_400_000
 
 

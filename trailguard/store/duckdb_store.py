@@ -244,8 +244,11 @@ class DuckDBStore:
     def _claim_requests(self, deliveries: list[Delivery]) -> set[int]:
         """Positions of the deliveries whose key was never committed, now claimed.
 
-        A key seen twice in the group is claimed by its first delivery only. One
-        statement for the whole group: a statement per request cost ~1 ms each.
+        A key seen twice in the group is claimed by its first delivery only. Two
+        statements for the whole group (a statement per request cost ~1 ms each): which
+        keys are committed already, then the others inserted. The caller holds the write
+        lock, so nothing can claim a key in between. `INSERT ... ON CONFLICT DO NOTHING
+        RETURNING` does both in one statement but cost 10.8 ms per 33 keys against 2.3.
         """
         first_by_key: dict[str, int] = {}
         for index, delivery in enumerate(deliveries):
@@ -261,12 +264,19 @@ class DuckDBStore:
         })
         self._connection.register("incoming_requests", claims)
         try:
-            claimed = self._connection.execute(
-                "INSERT INTO delivery_requests SELECT * FROM incoming_requests "
-                "ON CONFLICT DO NOTHING RETURNING request_id").fetchall()
+            committed = {row[0] for row in self._connection.execute(
+                "SELECT request_id FROM delivery_requests "
+                "WHERE request_id IN (SELECT request_id FROM incoming_requests)").fetchall()}
+            if committed:
+                claims = claims.filter(pa.array([key not in committed for key in first_by_key]))
+                self._connection.unregister("incoming_requests")
+                self._connection.register("incoming_requests", claims)
+            if claims.num_rows:
+                self._connection.execute(
+                    "INSERT INTO delivery_requests SELECT * FROM incoming_requests")
         finally:
             self._connection.unregister("incoming_requests")
-        return {first_by_key[row[0]] for row in claimed}
+        return {index for key, index in first_by_key.items() if key not in committed}
 
     def _stored_keys(self, times: dict[Identity, int]) -> set[Identity]:
         """Those of the (event type, content key) identities already stored.

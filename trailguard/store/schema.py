@@ -94,6 +94,14 @@ DEDUP_DIGEST_SQL = "md5_number({key})"
 ZSTD_COLUMNS = ("a_message", ATTRS_COLUMN)
 
 
+# `attrs` holds JSON text but is declared VARCHAR: DuckDB parses every value put into a
+# JSON column to validate it, which cost 1.7-2.9 us of the server's CPU per event at
+# ingest (200k generated events, ~4.4 KB of attrs each), while the JSON functions read a
+# VARCHAR the same way. The text is always valid: only the store's own serializer writes
+# it. Stores created before keep their JSON column, which works the same.
+ATTRS_SQL_TYPE = "VARCHAR"
+
+
 def _compression(column: str) -> str:
     return " USING COMPRESSION zstd" if column in ZSTD_COLUMNS else ""
 
@@ -107,7 +115,7 @@ def create_statements() -> list[str]:
     columns.append(f'"{DEDUP_COLUMN}" UHUGEINT')
     columns += [f'"{hot.column}" {hot.sql_type}{_compression(hot.column)}'
                 for hot in HOT_COLUMNS]
-    columns.append(f'"{ATTRS_COLUMN}" JSON{_compression(ATTRS_COLUMN)}')
+    columns.append(f'"{ATTRS_COLUMN}" {ATTRS_SQL_TYPE}{_compression(ATTRS_COLUMN)}')
     return [
         f'CREATE TABLE IF NOT EXISTS {TABLE} ({", ".join(columns)})',
         ("CREATE TABLE IF NOT EXISTS delivery_requests ("

@@ -66,6 +66,9 @@ def test_big_requests_survive_sigkill_and_retries(tmp_path: Path) -> None:
             break
         time.sleep(0.1)
     assert not alive(workers), "decode workers outlived the killed server"
+    # Rows a worker left for the killed server to take (see trailguard.ingest.handoff).
+    handoff = tmp_path / "data" / "handoff"
+    (handoff / "99999-0.rows").write_bytes(b"rows nobody took")
 
     server = start_server(tmp_path / "data", extra_env=SETTINGS)
     try:
@@ -76,5 +79,6 @@ def test_big_requests_survive_sigkill_and_retries(tmp_path: Path) -> None:
         assert server.count(f"SELECT count(*) FROM Log {window}") == expected
         distinct = server.query(f"SELECT uniqueCount(eventID) AS ids FROM Log {window}")
         assert distinct["results"][0]["ids"] == expected
+        assert list(handoff.iterdir()) == []  # the leftover cleared, every result taken
     finally:
         server.stop()

@@ -20,11 +20,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import pyarrow as pa
 
-from trailguard.ingest.decode_rows import DecodedRows, decode_firehose_rows, start_worker
+from trailguard.ingest.decode_rows import (
+    HandedRows,
+    decode_firehose_rows,
+    decode_for_server,
+    start_worker,
+)
 from trailguard.ingest.firehose import Limits
+from trailguard.ingest.handoff import RowsFile, clear_handoff_folder, read_rows_file
 from trailguard.logs import log_fields
 from trailguard.store.arrow_rows import table_from_chunks
 
@@ -79,10 +86,17 @@ def decode_in_process(body: bytes, headers: Mapping[str, str], limits: Limits) -
 
 
 class DecodePool:
-    """A pool of `workers` decode processes, started on first use."""
+    """A pool of `workers` decode processes, started on first use.
 
-    def __init__(self, workers: int) -> None:
+    With a `handoff_dir`, workers leave big results in files there (see `handoff`);
+    without one, every result comes back through the pool's pipe.
+    """
+
+    def __init__(self, workers: int, handoff_dir: Path | None = None) -> None:
         self.workers = workers
+        self._handoff_folder = str(handoff_dir) if handoff_dir is not None else None
+        if handoff_dir is not None:
+            clear_handoff_folder(handoff_dir)
         self._executor = self._new_executor()
 
     async def decode_firehose(self, body: bytes, headers: Mapping[str, str],
@@ -92,14 +106,22 @@ class DecodePool:
         wanted = decode_headers(headers)
         executor = self._executor
         try:
-            future = executor.submit(decode_firehose_rows, body, wanted, limits)
-            request_id, delivery_key, chunks = await _outcome(executor, future)
+            future = executor.submit(decode_for_server, body, wanted, limits,
+                                     self._handoff_folder)
+            request_id, delivery_key, rows = await _outcome(executor, future)
         except (BrokenProcessPool, TimeoutError, _WorkerLost) as exc:
             log_fields(log, logging.ERROR, "decode worker failed; restarting the pool",
                        reason=str(exc) or type(exc).__name__)
             self._replace(executor)
             return await asyncio.to_thread(decode_in_process, body, wanted, limits)
-        return DecodedDelivery(request_id, delivery_key, table_from_chunks(chunks))
+        if isinstance(rows, RowsFile):
+            try:
+                rows = read_rows_file(rows)
+            except OSError as exc:  # deleted or cut short behind the server's back
+                log_fields(log, logging.ERROR, "decoded rows lost on their way from a "
+                           "worker; decoding the request again", reason=str(exc))
+                return await asyncio.to_thread(decode_in_process, body, wanted, limits)
+        return DecodedDelivery(request_id, delivery_key, table_from_chunks(rows))
 
     def _replace(self, broken: ProcessPoolExecutor) -> None:
         """A new pool instead of `broken`, unless another request has replaced it already."""
@@ -113,6 +135,8 @@ class DecodePool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._handoff_folder is not None:  # results no request came to take
+            clear_handoff_folder(Path(self._handoff_folder))
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # "spawn": the server process has threads (writer, DuckDB, uvicorn), and forking
@@ -125,7 +149,7 @@ class _WorkerLost(Exception):
     """A worker of the pool died while the pool still waits for its answer."""
 
 
-async def _outcome(executor: ProcessPoolExecutor, future: Future) -> DecodedRows:
+async def _outcome(executor: ProcessPoolExecutor, future: Future) -> HandedRows:
     """The result of `future`, from a worker of `executor`.
 
     Raises TimeoutError after DECODE_TIMEOUT_S, and _WorkerLost as soon as any worker of

@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 
 from trailguard.ingest.firehose import Limits, read_request
+from trailguard.ingest.handoff import RowsFile, write_rows_file
 from trailguard.store.rows import NATIVE_ROWS, PackedColumns, PackedEvent, pack_columns, pack_event
 
 # Rows are packed into columns every CHUNK_ROWS events, so a request's events are never
@@ -27,6 +28,8 @@ ORPHAN_CHECK_S = 0.5
 # rows themselves.
 RowChunk = PackedColumns | list[PackedEvent]
 DecodedRows = tuple[str, str, list[RowChunk]]
+# What a worker sends back: the same, or with the chunks left in a file (see `handoff`).
+HandedRows = tuple[str, str, list[RowChunk] | RowsFile]
 
 
 def decode_firehose_rows(body: bytes, headers: Mapping[str, str], limits: Limits) -> DecodedRows:
@@ -43,6 +46,18 @@ def decode_firehose_rows(body: bytes, headers: Mapping[str, str], limits: Limits
     if pending or not chunks:
         chunks.append(_chunk(pending))
     return request.request_id, request.delivery_key, chunks
+
+
+def decode_for_server(body: bytes, headers: Mapping[str, str], limits: Limits,
+                      handoff_folder: str | None) -> HandedRows:
+    """`decode_firehose_rows` in a worker: the column buffers are left in a file of
+    `handoff_folder` where there is one and they are big enough (see `handoff`)."""
+    request_id, delivery_key, chunks = decode_firehose_rows(body, headers, limits)
+    if handoff_folder is not None and NATIVE_ROWS:
+        rows_file = write_rows_file(handoff_folder, chunks)
+        if rows_file is not None:
+            return request_id, delivery_key, rows_file
+    return request_id, delivery_key, chunks
 
 
 def _chunk(rows: list[PackedEvent]) -> RowChunk:

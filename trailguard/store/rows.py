@@ -45,8 +45,10 @@ NATIVE_ROWS = _crows is not None
 # (attrs JSON, the hot columns' values in HOT_COLUMNS order with None where absent)
 Row = tuple[bytes, tuple[Any, ...]]
 # One column's buffers as `pack_columns` gives them: (null count, validity bitmap or None,
-# 32-bit offsets or None for numbers, data); see `arrow_rows.table_from_columns`.
-ColumnBuffers = tuple[int, bytes | None, bytes | None, bytes]
+# 32-bit offsets or None for numbers, data); see `arrow_rows.table_from_columns`. Bytes,
+# or views of a file a worker wrote them to (`trailguard.ingest.handoff`).
+ColumnBuffers = tuple[int, bytes | memoryview | None, bytes | memoryview | None,
+                      bytes | memoryview]
 # (rows, the columns in the events table's order: event_type, timestamp, dedup_key, the
 # hot columns, attrs)
 PackedColumns = tuple[int, tuple[ColumnBuffers, ...]]

@@ -16,6 +16,7 @@ from trailguard import __version__
 from trailguard.config import Config
 from trailguard.ingest.decode_pool import DecodePool, default_workers
 from trailguard.ingest.firehose import Limits
+from trailguard.ingest.handoff import HANDOFF_FOLDER
 from trailguard.store.base import EventStore
 from trailguard.store.retention import RetentionJob
 from trailguard.store.spool import Spool
@@ -56,7 +57,10 @@ def create_app(config: Config, store: EventStore,
     retention = RetentionJob(store, config.retention_days)
     workers = (default_workers() if config.ingest_decode_workers < 0
                else config.ingest_decode_workers)
-    decode_pool = DecodePool(workers) if workers else None  # processes start on first use
+    # Workers hand big results over in files beside the spool (see ingest.handoff).
+    handoff_dir = spool_dir.parent / HANDOFF_FOLDER if spool_dir is not None else None
+    # The processes start on first use.
+    decode_pool = DecodePool(workers, handoff_dir) if workers else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -1,0 +1,141 @@
+"""Decoded rows handed from a worker to the server in a file: same rows, no file left."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+import pytest
+from firehose_client import (
+    BIG_REQUEST_RECORDS,
+    BIG_REQUEST_START_MS,
+    big_cloudtrail_request,
+    firehose_body,
+)
+
+from trailguard.generate import generate_cloudtrail
+from trailguard.ingest import handoff
+from trailguard.ingest.decode_pool import DecodePool, decode_in_process
+from trailguard.ingest.decode_rows import decode_firehose_rows
+from trailguard.ingest.firehose import Limits
+from trailguard.ingest.handoff import (
+    MIN_HANDOFF_BYTES,
+    RowsFile,
+    clear_handoff_folder,
+    read_rows_file,
+    write_rows_file,
+)
+from trailguard.store.arrow_rows import table_from_chunks
+from trailguard.store.rows import NATIVE_ROWS
+
+GZIP = {"content-encoding": "gzip"}
+
+pytestmark = pytest.mark.skipif(not NATIVE_ROWS, reason="rows are handed over in files only "
+                                "as the C module's column buffers; it is not built here")
+
+
+def big_chunks(number: int = 1) -> list:
+    _, _, chunks = decode_firehose_rows(big_cloudtrail_request(number)[1], GZIP, Limits())
+    return chunks
+
+
+def test_a_rows_file_reads_back_as_the_same_table_and_is_gone(tmp_path: Path) -> None:
+    chunks = big_chunks()
+
+    rows_file = write_rows_file(str(tmp_path), chunks)
+    assert isinstance(rows_file, RowsFile)
+    assert rows_file.size >= MIN_HANDOFF_BYTES
+    read = read_rows_file(rows_file)
+
+    assert list(tmp_path.iterdir()) == []  # deleted once mapped
+    assert table_from_chunks(read).equals(table_from_chunks(chunks))
+    views = [buffer for _, columns in read for column in columns for buffer in column[1:]
+             if buffer is not None]
+    assert views and all(isinstance(view, memoryview) for view in views)
+
+
+def test_buffers_start_aligned_for_arrow(tmp_path: Path) -> None:
+    rows_file = write_rows_file(str(tmp_path), big_chunks())
+    read_rows_file(rows_file)
+
+    starts = [span[0] for _, columns in rows_file.chunks for column in columns
+              for span in column[1:] if span is not None]
+    assert starts and all(start % handoff.ALIGNMENT == 0 for start in starts)
+
+
+def test_small_results_and_unwritable_folders_go_through_the_pipe(tmp_path: Path) -> None:
+    body = firehose_body([json.dumps(record).encode() for record in generate_cloudtrail(
+        1, BIG_REQUEST_START_MS, BIG_REQUEST_START_MS + 60_000, 3)], "small-1",
+        BIG_REQUEST_START_MS)
+    _, _, small = decode_firehose_rows(json.dumps(body).encode(), {}, Limits())
+    assert write_rows_file(str(tmp_path), small) is None  # not worth a file
+
+    missing = tmp_path / "gone"
+    assert write_rows_file(str(missing), big_chunks()) is None
+    assert not missing.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_rows_file_that_is_gone_or_cut_short_is_an_os_error(tmp_path: Path) -> None:
+    gone = write_rows_file(str(tmp_path), big_chunks(1))
+    os.unlink(gone.path)
+    with pytest.raises(OSError):
+        read_rows_file(gone)
+
+    cut = write_rows_file(str(tmp_path), big_chunks(2))
+    os.truncate(cut.path, cut.size // 2)
+    with pytest.raises(OSError, match="does not hold"):
+        read_rows_file(cut)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_leftovers_of_an_earlier_run_are_cleared(tmp_path: Path) -> None:
+    folder = tmp_path / "handoff"
+    folder.mkdir()
+    (folder / "4242-0.rows").write_bytes(b"from a server that was killed")
+    (folder / "notes.txt").write_text("not ours")
+
+    clear_handoff_folder(folder)
+
+    assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
+
+
+def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "handoff"
+    pool = DecodePool(2, folder)
+    try:
+        body = big_cloudtrail_request(1)[1]
+        in_worker = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
+        in_process = decode_in_process(body, GZIP, Limits())
+        left_behind = list(folder.iterdir())
+
+        folder.rmdir()  # workers cannot write there any more: the pipe takes over
+        without_folder = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
+    finally:
+        pool.close()
+
+    assert in_worker.table.num_rows == BIG_REQUEST_RECORDS
+    assert in_worker.table.equals(in_process.table)
+    assert left_behind == []
+    assert without_folder.table.equals(in_process.table)
+
+
+def test_rows_lost_on_the_way_are_decoded_again(tmp_path: Path, monkeypatch, caplog) -> None:
+    from trailguard.ingest import decode_pool
+
+    def lost(rows_file: RowsFile) -> list:
+        os.unlink(rows_file.path)
+        return read_rows_file(rows_file)
+
+    monkeypatch.setattr(decode_pool, "read_rows_file", lost)
+    pool = DecodePool(1, tmp_path / "handoff")
+    try:
+        body = big_cloudtrail_request(3)[1]
+        decoded = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
+    finally:
+        pool.close()
+
+    assert decoded.table.equals(decode_in_process(body, GZIP, Limits()).table)
+    assert any(record.getMessage().startswith("decoded rows lost") for record in caplog.records)

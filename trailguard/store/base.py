@@ -74,6 +74,9 @@ class EventStore(Protocol):
     def expire(self, event_type: str, before_ms: int) -> int:
         """Delete events of `event_type` older than `before_ms`; returns how many."""
 
+    def reclaim_space(self) -> None:
+        """Let the space of deleted events be reused (after retention deleted some)."""
+
     def oldest(self, event_type: str) -> int | None:
         """The timestamp of the oldest `event_type` event, None when there is none."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
@@ -15,6 +16,7 @@ import pyarrow as pa
 from trailguard.datadir import prepare_data_dir
 from trailguard.errors import StoreBusyError, StoreError
 from trailguard.events import UNTIMED_KEY_PREFIX, Event
+from trailguard.logs import log_fields
 from trailguard.store.arrow_rows import events_to_table
 from trailguard.store.base import Delivery, QueryResult, WriteResult
 from trailguard.store.rows import DEDUP_KEY_COLUMN
@@ -43,6 +45,15 @@ CHECKPOINT_THRESHOLD = "256MB"
 # groups, 19-20 us, flat from 1M to 3M, and 15% less disk. Scans lose nothing measurable,
 # and time filters skip finer ranges.
 ROW_GROUP_SIZE = 16_384
+# Row groups DuckDB may merge at a checkpoint ("vacuum tasks"). While ingesting: none.
+# A group commit of 16,500 rows leaves a full row group and one of 116 rows; DuckDB's
+# checkpoint merged such neighbours by decompressing and recompressing them whole, and
+# it stalled commits for 12-16 s three times in a 10-million-event run (a checkpoint
+# after a few rows took 9 s on that store, 0.01 s without vacuum tasks, which also kept
+# the file smaller). Partial row groups cost scans nothing measurable. Rows deleted by
+# retention are reclaimed in `reclaim_space`, a few groups at a time.
+INGEST_VACUUM_TASKS = 0
+RECLAIM_VACUUM_TASKS = 20
 # Spill files of queries past the memory limit, inside the data directory.
 TEMP_FOLDER = "tmp"
 # The name the store file is attached under; every cursor selects it (`_cursor`).
@@ -132,9 +143,10 @@ class DuckDBStore:
         """
         with self._write_lock:
             connection = self._connection
+            phases = _Phases()
             try:
                 connection.execute("BEGIN TRANSACTION")
-                results = self._write_group(deliveries)
+                results = self._write_group(deliveries, phases)
                 connection.execute("COMMIT")
             except (duckdb.Error, pa.ArrowException, OverflowError, TypeError) as exc:
                 # Database failures and values no column can hold (from a bug upstream):
@@ -144,6 +156,10 @@ class DuckDBStore:
             except BaseException:
                 _rollback(connection)
                 raise
+            phases.mark("commit_ms")
+        if log.isEnabledFor(logging.DEBUG):
+            log_fields(log, logging.DEBUG, "group written", deliveries=len(deliveries),
+                       events=sum(result.stored for result in results), **phases.spent)
         return results
 
     def expire(self, event_type: str, before_ms: int) -> int:
@@ -161,6 +177,25 @@ class DuckDBStore:
             except duckdb.Error as exc:
                 raise StoreError(f"cannot expire events in {self.path}: {exc}") from exc
         return int(deleted[0]) if deleted else 0
+
+    def reclaim_space(self) -> None:
+        """Checkpoint with row-group merging allowed, so the space of rows deleted since
+        the last checkpoint is reused: at most RECLAIM_VACUUM_TASKS merges, each holding
+        up commits for ~0.1 s (the rest is merged at later passes). Deletes an automatic
+        checkpoint wrote already are merged only by a later pass that deletes more.
+        """
+        with self._write_lock:
+            connection = self._connection
+            try:
+                connection.execute(f"SET max_vacuum_tasks = {RECLAIM_VACUUM_TASKS}")
+                connection.execute("CHECKPOINT")
+            except duckdb.Error as exc:
+                # A reader's open transaction can hold off a checkpoint; DuckDB checkpoints
+                # again later anyway, and the next retention pass retries the merging.
+                log_fields(log, logging.WARNING, "cannot reclaim deleted rows' space now",
+                           reason=str(exc))
+            finally:
+                connection.execute(f"SET max_vacuum_tasks = {INGEST_VACUUM_TASKS}")
 
     def oldest(self, event_type: str) -> int | None:
         """The timestamp of the oldest `event_type` event, None when there is none."""
@@ -203,9 +238,10 @@ class DuckDBStore:
         with self._write_lock:
             self._connection.close()
 
-    def _write_group(self, deliveries: list[Delivery]) -> list[WriteResult]:
+    def _write_group(self, deliveries: list[Delivery], phases: _Phases) -> list[WriteResult]:
         results: list[WriteResult | None] = [None] * len(deliveries)
         new_requests = self._claim_requests(deliveries)
+        phases.mark("claim_ms")
         seen: set[Identity] = set()
         pending: list[tuple[int, pa.Table, list[Identity | None], list[bool]]] = []
         for index, delivery in enumerate(deliveries):
@@ -223,7 +259,9 @@ class DuckDBStore:
             looked_up.update((identity, time) for identity, new, time
                              in zip(identities, first, times, strict=True)
                              if new and identity is not None)
+        phases.mark("keys_ms")
         stored_before = self._stored_keys(looked_up)
+        phases.mark("lookup_ms")
         fresh: list[pa.Table] = []
         for index, table, identities, first in pending:
             keep = [new and (identity is None or identity not in stored_before)
@@ -239,6 +277,7 @@ class DuckDBStore:
         # however big the group (a spooled batch is 16,384 rows or more).
         for run in _runs(fresh, INSERT_RUN_ROWS):
             self._insert(pa.concat_tables(run).combine_chunks())
+        phases.mark("insert_ms")
         return [result for result in results if result is not None]
 
     def _claim_requests(self, deliveries: list[Delivery]) -> set[int]:
@@ -292,9 +331,9 @@ class DuckDBStore:
         untimed = [identity for identity in times
                    if identity[1].startswith(UNTIMED_KEY_PREFIX)]
         found = self._find(untimed, None) if untimed else set()
-        timed = sorted((time, identity) for identity, time in times.items()
+        timed = sorted((moment, identity) for identity, moment in times.items()
                        if not identity[1].startswith(UNTIMED_KEY_PREFIX))
-        for first, last in _time_clusters([time for time, _ in timed]):
+        for first, last in _time_clusters([moment for moment, _ in timed]):
             cluster = [identity for _, identity in timed[first:last]]
             found |= self._find(cluster, (timed[first][0] - DEDUP_WINDOW_MS,
                                           timed[last - 1][0] + DEDUP_WINDOW_MS))
@@ -331,6 +370,20 @@ class DuckDBStore:
             self._connection.unregister("incoming_batch")
 
 
+class _Phases:
+    """Milliseconds spent in each step of a group's write, for the debug log: where a
+    slow commit spends its time."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, float] = {}
+        self._since = time.perf_counter()
+
+    def mark(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.spent[phase] = round((now - self._since) * 1000, 1)
+        self._since = now
+
+
 def _open(path: Path, read_only: bool, memory_limit: str) -> duckdb.DuckDBPyConnection:
     """A connection whose default catalog is the store file, attached with ROW_GROUP_SIZE.
 
@@ -341,6 +394,7 @@ def _open(path: Path, read_only: bool, memory_limit: str) -> duckdb.DuckDBPyConn
     # written blocks cached up to it: a long-running server should set one.
     settings = {"memory_limit": memory_limit} if memory_limit else {}
     settings["checkpoint_threshold"] = CHECKPOINT_THRESHOLD
+    settings["max_vacuum_tasks"] = INGEST_VACUUM_TASKS
     # Where a query past the memory limit spills: in the data directory. An in-memory
     # instance (as here) would otherwise use ".tmp" in whatever folder the server runs in.
     settings["temp_directory"] = str(path.parent / TEMP_FOLDER)

@@ -38,6 +38,8 @@ def enforce_retention(store: EventStore, retention_days: Mapping[str, float], no
         removed[event_type] = expire_in_slices(store, event_type, cutoff, slice_events,
                                                stopping)
     removed["(delivery keys)"] = store.forget_deliveries(now_ms - DELIVERY_KEY_DAYS * DAY_MS)
+    if any(removed.values()):
+        store.reclaim_space()
     return removed
 
 

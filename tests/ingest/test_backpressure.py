@@ -32,28 +32,8 @@ class GatedStore:
 
 
 def test_full_queue_gets_503_then_the_retry_is_stored(tmp_path: Path):
-    store = DuckDBStore(tmp_path)
-    gated = GatedStore(store)
-    config = Config(data_dir=tmp_path, firehose_access_key=FIREHOSE_KEY, api_key="a" * 16,
-                    ingest_queue_events=1)
-    client = TestClient(create_app(config, gated))
-    answers: dict[str, int] = {}
-
-    def deliver(request_id: str) -> None:
-        response = client.post("/firehose/v1", content=envelope(b"{}", request_id=request_id),
-                               headers=firehose_headers(request_id))
-        answers[request_id] = response.status_code
-
-    first = threading.Thread(target=deliver, args=("first",))
-    first.start()
-    gated.entered.wait()
-    second = threading.Thread(target=deliver, args=("second",))
-    second.start()
-    writer = client.app.state.trailguard.writer
-    for _ in range(10_000):  # until "second" waits in the queue
-        if writer._queue:
-            break
-        time.sleep(0.001)
+    store, gated, client, state, answers, _deliver, threads = blocked_server(tmp_path)
+    state.admission.wait_s = 0  # refused at once rather than after waiting for room
 
     refused = client.post("/firehose/v1", content=envelope(b"{}", request_id="third"),
                           headers=firehose_headers("third"))
@@ -63,13 +43,85 @@ def test_full_queue_gets_503_then_the_retry_is_stored(tmp_path: Path):
     assert refused.json()["errorMessage"] == (
         "ingest queue is full (2 events waiting, bound 1); retry later")  # first and second
     gated.gate.set()
-    first.join()
-    second.join()
+    for thread in threads:
+        thread.join()
     assert answers == {"first": 200, "second": 200}
-    writer.flush()  # the store catches up: "second" leaves the spool's batch
+    state.writer.flush()  # the store catches up: "second" leaves the spool's batch
     retried = client.post("/firehose/v1", content=envelope(b"{}", request_id="third"),
                           headers=firehose_headers("third"))
     assert retried.status_code == 200
     assert store.read("SELECT count(*) FROM events", {}).rows == [(3,)]
-    writer.close()
+    state.writer.close()
+    store.close()
+
+
+def blocked_server(tmp_path: Path):
+    """A client whose store holds its first write until `gate` opens, with "first"
+    inside that write and "second" waiting behind it: the queue (bound 1 event) is full."""
+    store = DuckDBStore(tmp_path)
+    gated = GatedStore(store)
+    config = Config(data_dir=tmp_path, firehose_access_key=FIREHOSE_KEY, api_key="a" * 16,
+                    ingest_queue_events=1)
+    client = TestClient(create_app(config, gated))
+    answers: dict[str, int] = {}
+
+    def deliver(request_id: str, body: bytes = b"{}") -> threading.Thread:
+        def post() -> None:
+            answers[request_id] = client.post(
+                "/firehose/v1", content=envelope(body, request_id=request_id),
+                headers=firehose_headers(request_id)).status_code
+        thread = threading.Thread(target=post)
+        thread.start()
+        return thread
+
+    threads = [deliver("first")]
+    gated.entered.wait()
+    threads.append(deliver("second"))
+    state = client.app.state.trailguard
+    wait_until(lambda: state.writer._queued_events == 2)
+    return store, gated, client, state, answers, deliver, threads
+
+
+def wait_until(condition) -> None:
+    for _ in range(10_000):
+        if condition():
+            return
+        time.sleep(0.001)
+    raise AssertionError("the server never got there")
+
+
+def test_a_request_that_finds_the_queue_full_waits_for_room(tmp_path: Path):
+    store, gated, _client, state, answers, deliver, threads = blocked_server(tmp_path)
+
+    threads.append(deliver("third"))
+    wait_until(lambda: state.admission._waiting == 1)  # decoded, waiting for room
+    gated.gate.set()  # the commit ends well within the wait
+    for thread in threads:
+        thread.join()
+
+    assert answers == {"first": 200, "second": 200, "third": 200}
+    state.writer.flush()
+    assert store.read("SELECT count(*) FROM events", {}).rows == [(3,)]
+    state.writer.close()
+    store.close()
+
+
+def test_with_waiters_at_the_bound_a_request_is_refused_before_decoding(tmp_path: Path):
+    store, gated, client, state, answers, deliver, threads = blocked_server(tmp_path)
+    state.admission.max_waiters = 1
+    threads.append(deliver("third"))
+    wait_until(lambda: state.admission._waiting == 1)
+
+    # Not even base64: decoded, it would be a 400. Refused first, it is a 503.
+    refused = client.post("/firehose/v1", content=b'{"not": "decoded"}',
+                          headers=firehose_headers("fourth"))
+
+    assert refused.status_code == 503
+    assert refused.json()["errorMessage"] == (
+        "ingest queue is full and 1 requests wait for room; retry later")
+    gated.gate.set()
+    for thread in threads:
+        thread.join()
+    assert answers == {"first": 200, "second": 200, "third": 200}
+    state.writer.close()
     store.close()

@@ -59,6 +59,7 @@ async def firehose_endpoint(request: Request) -> Response:
 
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
+        state.admission.refuse_if_crowded()  # before the decoding it would spare
         decoded = await _decode_firehose(state, body, request.headers)
         received_ms = _now_ms()
         record = SpoolRecord(FIREHOSE_RECORD, {"headers": decode_headers(request.headers),
@@ -98,6 +99,7 @@ async def log_api_endpoint(request: Request) -> Response:
 
     try:
         body = await read_limited(request, state.limits.max_body_bytes)
+        state.admission.refuse_if_crowded()
         gzipped = body_is_gzipped(request.headers)
         received_ms = _now_ms()
         rows = await anyio.to_thread.run_sync(_decode_log_body, body, gzipped, state.limits,
@@ -162,9 +164,10 @@ def spool_replay(limits: Limits) -> Replay:
 
 
 async def _commit(state: AppState, delivery: Delivery, record: SpoolRecord) -> WriteResult:
-    """Queue `delivery` for the next group commit and wait until it is on disk: in the
-    spool (`record`), or committed when the server runs without one."""
-    return await asyncio.wrap_future(state.writer.submit(delivery, record))
+    """Queue `delivery` for the next group commit (waiting a little for room when the
+    queue is full) and wait until it is on disk: in the spool (`record`), or committed
+    when the server runs without one."""
+    return await asyncio.wrap_future(await state.admission.submit(delivery, record))
 
 
 def _firehose_error(request_id: str, status: int, message: str) -> JSONResponse:

@@ -14,6 +14,7 @@ from trailguard.ingest.firehose import Limits
 from trailguard.store.base import EventStore
 from trailguard.store.retention import RetentionJob
 from trailguard.store.writer import GroupCommitWriter
+from trailguard.web.admission import QueueAdmission
 
 if TYPE_CHECKING:
     from trailguard.alerts.service import AlertService
@@ -34,3 +35,8 @@ class AppState:
     sources: SourceService | None = None  # the AWS pollers, when `sources` are configured
     decode_pool: DecodePool | None = None  # None: every request is decoded in-process
     retention: RetentionJob | None = None
+    # How receivers submit to `writer`: waiting a little when its queue is full.
+    admission: QueueAdmission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = QueueAdmission(self.writer)

@@ -166,11 +166,12 @@ def test_sigterm_commits_and_checkpoints_before_exiting(tmp_path: Path):
     output = server.stop()
 
     assert 'msg="server stopped"' in output
-    # No .wal left and no spooled request; alerts.sqlite is the alert service's (it runs
-    # in every serve).
-    assert sorted(path.name for path in data_dir.iterdir()) == ["alerts.sqlite", "spool",
-                                                                "trailguard.duckdb"]
+    # No .wal left, no spooled request and no decoded rows left to hand over;
+    # alerts.sqlite is the alert service's (it runs in every serve).
+    assert sorted(path.name for path in data_dir.iterdir()) == [
+        "alerts.sqlite", "handoff", "spool", "trailguard.duckdb"]
     assert list((data_dir / "spool").iterdir()) == []
+    assert list((data_dir / "handoff").iterdir()) == []
     store = DuckDBStore(data_dir, read_only=True)
     try:
         assert store.read("SELECT count(*) FROM events", {}).rows == [(RECORDS,)]

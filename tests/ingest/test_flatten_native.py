@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sysconfig
 from pathlib import Path
@@ -118,6 +119,17 @@ def test_the_digit_run_scan_agrees_with_python(text):
     assert payloads._has_digit_run is not None
     assert payloads._may_hold_wide_integer(text) == \
         payloads._may_hold_wide_integer_in_python(text)
+
+
+@needs_c
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from("0123456789x. "), max_size=120),
+       st.integers(min_value=1, max_value=25))
+def test_the_skipping_digit_run_scan_agrees_with_reading_every_character(text, run):
+    from trailguard.ingest._cflatten import has_digit_run
+
+    longest = max((len(digits) for digits in re.findall("[0-9]+", text)), default=0)
+    assert has_digit_run(text, run) is (longest >= run)
 
 
 @needs_c

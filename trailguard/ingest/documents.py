@@ -16,20 +16,18 @@ from trailguard.ingest.flatten import MAX_ATTRIBUTES, MAX_DEPTH, MAX_NAME_CHARS,
 from trailguard.ingest.timestamps import coerce_epoch_ms, event_time, parse_iso_ms
 from trailguard.store.rows import NATIVE_ROWS, PackedEvent, document_row
 
-CLOUDTRAIL_KEYS = ("eventTime", "eventID")
-FINDING_KEYS = ("id", "type", "severity")
-
 
 def is_cloudtrail_record(document: dict[str, Any]) -> bool:
     """True for a CloudTrail record (management, data or Insights event)."""
-    return all(key in document for key in CLOUDTRAIL_KEYS) and (
+    # Runs for every record: plain `in` tests cost a fraction of all() over a generator.
+    return "eventTime" in document and "eventID" in document and (
         "eventSource" in document or "insightDetails" in document
     )
 
 
 def is_guardduty_finding(document: dict[str, Any]) -> bool:
     """True for a bare GuardDuty finding (camelCase, as in S3 exports)."""
-    if not all(key in document for key in FINDING_KEYS):
+    if not ("id" in document and "type" in document and "severity" in document):
         return False
     service = document.get("service")
     from_guardduty = isinstance(service, dict) and service.get("serviceName") == "guardduty"

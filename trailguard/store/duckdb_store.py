@@ -195,7 +195,11 @@ class DuckDBStore:
                 log_fields(log, logging.WARNING, "cannot reclaim deleted rows' space now",
                            reason=str(exc))
             finally:
-                connection.execute(f"SET max_vacuum_tasks = {INGEST_VACUUM_TASKS}")
+                try:
+                    connection.execute(f"SET max_vacuum_tasks = {INGEST_VACUUM_TASKS}")
+                except duckdb.Error as exc:  # checkpoints may merge until the next try
+                    log_fields(log, logging.ERROR, "cannot turn row-group merging off "
+                               "again", reason=str(exc))
 
     def oldest(self, event_type: str) -> int | None:
         """The timestamp of the oldest `event_type` event, None when there is none."""

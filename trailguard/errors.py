@@ -39,6 +39,11 @@ class QueryTooLargeError(StoreError):
     not worth retrying as it is (HTTP 422)."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store cannot write anything now (disk full, I/O error): the fault of no single
+    delivery, so nothing is set aside for it; the write is tried again later."""
+
+
 class StoreOverloadedError(StoreError):
     """The write queue is full; the sender should retry later (HTTP 503)."""
 

@@ -441,3 +441,65 @@ def test_a_store_refusing_every_spooled_request_stops_the_start(store):
 
     assert len(Spool(store.spool_dir).leftover_segments()) == 1
     assert not (store.spool_dir / QUARANTINE_DIR).exists()
+
+
+def big_replay(spooled: SpoolRecord) -> Delivery:
+    name, count = spooled.meta["name"], spooled.meta["count"]
+    return Delivery([Event(LOG, T0 + n, {"message": f"{name}-{n}-" + "z" * 300}, None)
+                     for n in range(count)], f"req-{name}", 1)
+
+
+def test_a_full_disk_keeps_acknowledged_requests_waiting_not_set_aside(store, caplog):
+    # A real write failure: the process may not grow any file past a size limit (what a
+    # full disk looks like to DuckDB); Python ignores the SIGXFSZ that comes with it.
+    import resource
+
+    writer = GroupCommitWriter(store, spool=Spool(store.spool_dir), replay=big_replay,
+                               commit_rows=10**9, commit_delay_s=0.05)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    try:
+        # Room for the small spool records, none for the rows.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (store.path.stat().st_size + 64 * 1024, hard))
+        for name in [f"full-{n}" for n in range(4)]:
+            spooled = SpoolRecord("test", {"name": name, "count": 3_000}, name.encode())
+            assert writer.submit(big_replay(spooled), spooled).result(timeout=30).pending
+        for _ in range(3_000):
+            if sum("the store cannot write" in r.getMessage() for r in caplog.records) >= 2:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    writer.flush()
+    writer.close()
+
+    refusals = [r for r in caplog.records if "the store cannot write" in r.getMessage()]
+    assert len(refusals) >= 2 and "File too large" in refusals[0].fields["reason"]
+    assert not (store.spool_dir / QUARANTINE_DIR).exists() or \
+        list((store.spool_dir / QUARANTINE_DIR).iterdir()) == []
+    counted = store.read("SELECT count(*), count(DISTINCT a_message) FROM events", {}).rows
+    assert counted == [(4 * 3_000, 4 * 3_000)]
+
+
+def test_a_refusal_for_want_of_room_commits_the_batch_at_once(store):
+    from trailguard.errors import StoreOverloadedError
+
+    # Bounds below a batch: the batch would otherwise wait for commit_delay_s (an hour).
+    writer = GroupCommitWriter(store, max_queued_events=1_000, spool=Spool(store.spool_dir),
+                               replay=replay, commit_rows=16_384, commit_delay_s=3_600)
+    first, first_record = delivery("room-1", 800)
+    assert writer.submit(first, first_record).result(timeout=30).pending
+    second, second_record = delivery("room-2", 800)
+    with pytest.raises(StoreOverloadedError):
+        writer.submit(second, second_record)
+
+    for _ in range(1_000):  # room comes with the commit the refusal asked for
+        try:
+            accepted = writer.submit(second, second_record)
+            break
+        except StoreOverloadedError:
+            threading.Event().wait(0.01)
+    else:
+        raise AssertionError("the refused delivery never found room")
+    assert accepted.result(timeout=30).pending
+    writer.close()
+    assert len(messages(store)) == 1_600

@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 
 from trailguard.datadir import prepare_data_dir
-from trailguard.errors import StoreBusyError, StoreError
+from trailguard.errors import StoreBusyError, StoreError, StoreUnavailableError
 from trailguard.events import UNTIMED_KEY_PREFIX, Event
 from trailguard.logs import log_fields
 from trailguard.store.arrow_rows import events_to_table
@@ -145,14 +145,15 @@ class DuckDBStore:
             connection = self._connection
             phases = _Phases()
             try:
-                connection.execute("BEGIN TRANSACTION")
+                _begin(connection)
                 results = self._write_group(deliveries, phases)
                 connection.execute("COMMIT")
             except (duckdb.Error, pa.ArrowException, OverflowError, TypeError) as exc:
                 # Database failures and values no column can hold (from a bug upstream):
                 # nothing of the group is stored, and the caller hears why.
                 _rollback(connection)
-                raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+                error = (StoreUnavailableError if _store_wide_failure(exc) else StoreError)
+                raise error(f"cannot write to {self.path}: {exc}") from exc
             except BaseException:
                 _rollback(connection)
                 raise
@@ -411,6 +412,30 @@ def _open(path: Path, read_only: bool, memory_limit: str) -> duckdb.DuckDBPyConn
         connection.close()
         raise
     return connection
+
+
+# Failures of the disk under the store, not of what was written.
+_STORE_WIDE_MESSAGES = ("no space left", "file too large", "disk full", "disk quota",
+                        "input/output error", "read-only file system")
+
+
+def _store_wide_failure(exc: BaseException) -> bool:
+    """Whether `exc` says the store cannot write at all (rather than refusing one write)."""
+    if isinstance(exc, duckdb.IOException | duckdb.FatalException):
+        return True
+    message = str(exc).lower()
+    return any(words in message for words in _STORE_WIDE_MESSAGES)
+
+
+def _begin(connection: duckdb.DuckDBPyConnection) -> None:
+    """BEGIN, after rolling back a transaction a failed write left aborted (a failed
+    COMMIT can leave one, and every later BEGIN then fails with "transaction is
+    aborted" instead of the real cause)."""
+    try:
+        connection.execute("BEGIN TRANSACTION")
+    except duckdb.TransactionException:
+        _rollback(connection)
+        connection.execute("BEGIN TRANSACTION")
 
 
 def _rollback(connection: duckdb.DuckDBPyConnection) -> None:

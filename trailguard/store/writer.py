@@ -32,7 +32,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from trailguard.errors import StoreError, StoreOverloadedError
+from trailguard.errors import StoreError, StoreOverloadedError, StoreUnavailableError
 from trailguard.logs import log_fields
 from trailguard.store.base import Delivery, EventStore, WriteResult
 from trailguard.store.spool import Spool, SpoolRecord, read_segment
@@ -90,6 +90,7 @@ class GroupCommitWriter:
         self._flush_upto = 0  # a reader waits for the deliveries submitted up to here
         self._retry_at = 0.0
         self._failures = 0
+        self._room_wanted = False  # a submission was refused for want of room
         self._closed = False
         self._intake_done = False
         self._ready = threading.Condition()  # the queue, the batch and the counters
@@ -134,6 +135,14 @@ class GroupCommitWriter:
             if self._closed:
                 raise StoreError("the store is shutting down; retry later")
             waiting = self._queue or self._batch
+            full = waiting and (self._queued_events + size > self.max_queued_events
+                                or self._queued_bytes + nbytes > self.max_queued_bytes)
+            if full:
+                # Commit what is batched now rather than at commit_rows or after
+                # commit_delay_s: with bounds below a batch, ingest would otherwise run
+                # at one bound's worth per commit_delay_s.
+                self._room_wanted = True
+                self._ready.notify_all()
             if waiting and self._queued_events + size > self.max_queued_events:
                 raise StoreOverloadedError(
                     f"ingest queue is full ({self._queued_events} events waiting, bound "
@@ -265,7 +274,7 @@ class GroupCommitWriter:
         if now < self._retry_at:
             return False
         return ((self._closed and self._intake_done) or self._flush_upto > self._committed
-                or self._batch_rows >= self.commit_rows
+                or self._batch_rows >= self.commit_rows or self._room_wanted
                 or now - self._batch_since >= self.commit_delay_s
                 or any(pending.record is None for pending in self._batch))
 
@@ -285,6 +294,7 @@ class GroupCommitWriter:
         most `max_group_events` events. A waiting sender that cancelled is dropped.
         """
         with self._intake_lock, self._ready:
+            self._room_wanted = False
             if self._spool is not None:
                 batch, self._batch, self._batch_rows = self._batch, [], 0
             else:
@@ -377,18 +387,27 @@ class GroupCommitWriter:
         started = time.monotonic()
         try:
             results = self.store.write_deliveries([pending.delivery for pending in group])
+        except StoreUnavailableError as exc:
+            # The disk, not a delivery: the whole batch waits and is tried again.
+            log_fields(log, logging.ERROR, "the store cannot write; the batch waits in the "
+                       "spool", deliveries=len(group), reason=str(exc))
+            return False
         except StoreError as exc:
             if len(group) == 1:
                 return self._refused_alone(group[0], exc, others_succeeded=False)
             # One delivery may have spoiled the group: commit each alone so only it fails.
             log_fields(log, logging.WARNING, "group commit failed; retrying one by one",
                        deliveries=len(group), reason=str(exc))
-            kept = [self._commit_alone(pending) for pending in group]
-            if not any(kept):
+            refusals = [self._commit_alone(pending) for pending in group]
+            failed = [(pending, refusal) for pending, refusal in zip(group, refusals, strict=True)
+                      if refusal is not None]
+            # All refused, or some only because the disk filled up meanwhile: tried again
+            # later (those committed alone are then replays, stored once).
+            if len(failed) == len(group) or any(
+                    isinstance(refusal, StoreUnavailableError) for _, refusal in failed):
                 return False
-            for pending, stored in zip(group, kept, strict=True):
-                if not stored:
-                    self._refused_alone(pending, exc, others_succeeded=True)
+            for pending, refusal in failed:
+                self._refused_alone(pending, refusal, others_succeeded=True)
             return True
         except BaseException as exc:  # noqa: BLE001 - every waiter must hear about it
             log_fields(log, logging.ERROR, "store write failed", reason=repr(exc))
@@ -404,14 +423,15 @@ class GroupCommitWriter:
                    ms=round((time.monotonic() - started) * 1000, 1))
         return True
 
-    def _commit_alone(self, pending: _Pending) -> bool:
+    def _commit_alone(self, pending: _Pending) -> StoreError | None:
+        """Commit one delivery; the store's refusal, or None when it is stored."""
         try:
             result = self.store.write_deliveries([pending.delivery])[0]
-        except StoreError:
-            return False
+        except StoreError as exc:
+            return exc
         if pending.record is None:
             pending.future.set_result(result)
-        return True
+        return None
 
     def _refused_alone(self, pending: _Pending, exc: StoreError,
                        others_succeeded: bool) -> bool:
@@ -493,9 +513,11 @@ class GroupCommitWriter:
                 self.store.write_deliveries([pending.delivery])
             except StoreError as exc:
                 refused.append((pending, exc))
-        if len(part) > 1 and len(refused) == len(part):
+        unavailable = [exc for _, exc in refused if isinstance(exc, StoreUnavailableError)]
+        if unavailable or (len(part) > 1 and len(refused) == len(part)):
+            reason = unavailable[0] if unavailable else refused[0][1]
             raise StoreError(f"cannot write the requests kept in {segment} to the store "
-                             f"({refused[0][1]}); they stay there for the next start")
+                             f"({reason}); they stay there for the next start")
         for pending, exc in refused:
             if pending.record is not None:
                 try:

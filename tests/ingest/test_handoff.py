@@ -111,15 +111,48 @@ def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path) 
         in_process = decode_in_process(body, GZIP, Limits())
         left_behind = list(folder.iterdir())
 
-        folder.rmdir()  # workers cannot write there any more: the pipe takes over
+        folder.rmdir()  # removed behind the server's back: created again
+        after_removal = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
+        recreated = folder.is_dir()
+
+        folder.rmdir()
+        folder.write_text("a file where the folder was")  # the pipe takes over
         without_folder = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
+        folder.unlink()
     finally:
         pool.close()
 
     assert in_worker.table.num_rows == BIG_REQUEST_RECORDS
     assert in_worker.table.equals(in_process.table)
     assert left_behind == []
+    assert recreated and after_removal.table.equals(in_process.table)
     assert without_folder.table.equals(in_process.table)
+
+
+def test_results_of_a_broken_pools_workers_are_deleted(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    folder = tmp_path / "handoff"
+    pool = DecodePool(2, folder)
+    try:
+        asyncio.run(pool.decode_firehose(big_cloudtrail_request(1)[1], GZIP, Limits()))
+        workers = list(pool._executor._processes)
+        for pid in workers:  # results a killed worker left half-written
+            (folder / f"{pid}-7.rows").write_bytes(b"cut short")
+        os.kill(workers[0], signal.SIGKILL)
+
+        after = asyncio.run(pool.decode_firehose(big_cloudtrail_request(2)[1], GZIP, Limits()))
+        for _ in range(500):  # the broken pool's other worker exits in its own time
+            if not list(folder.iterdir()):
+                break
+            time.sleep(0.02)
+        left = sorted(path.name for path in folder.iterdir())
+    finally:
+        pool.close()
+
+    assert after.table.num_rows == BIG_REQUEST_RECORDS
+    assert left == []
 
 
 def test_rows_lost_on_the_way_are_decoded_again(tmp_path: Path, monkeypatch, caplog) -> None:

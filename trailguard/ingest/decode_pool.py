@@ -14,6 +14,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -31,7 +32,12 @@ from trailguard.ingest.decode_rows import (
     start_worker,
 )
 from trailguard.ingest.firehose import Limits
-from trailguard.ingest.handoff import RowsFile, clear_handoff_folder, read_rows_file
+from trailguard.ingest.handoff import (
+    RowsFile,
+    clear_handoff_folder,
+    read_rows_file,
+    remove_results_of,
+)
 from trailguard.logs import log_fields
 from trailguard.store.arrow_rows import table_from_chunks
 
@@ -104,6 +110,7 @@ class DecodePool:
         """Decode in a worker; if the pool broke (a worker was killed), start a new one
         and decode this request in-process, so the request is not lost to it."""
         wanted = decode_headers(headers)
+        self._keep_handoff_folder()
         executor = self._executor
         try:
             future = executor.submit(decode_for_server, body, wanted, limits,
@@ -128,10 +135,30 @@ class DecodePool:
         if self._executor is not broken:
             return
         writer = _result_writer(broken)  # before shutdown, which lets go of the queue
+        workers = list(dict(getattr(broken, "_processes", None) or {}).values())
         broken.shutdown(wait=False, cancel_futures=True)
         if writer is not None:
             _close_quietly(writer)
         self._executor = self._new_executor()
+        if self._handoff_folder is not None:
+            # Results the broken pool's workers wrote (or were writing) that no request
+            # will take: deleted once those workers are gone, not left until a restart.
+            threading.Thread(target=_remove_results_of, args=(workers, self._handoff_folder),
+                             name="trailguard-handoff-cleanup", daemon=True).start()
+
+    def _keep_handoff_folder(self) -> None:
+        """Create the hand-over folder again if it was removed while the server runs
+        (workers would otherwise fall back to the slower pipe until a restart)."""
+        folder = self._handoff_folder
+        if folder is None or os.path.isdir(folder):
+            return
+        log_fields(log, logging.WARNING, "the decode hand-over folder was removed; "
+                   "creating it again", folder=folder)
+        try:
+            clear_handoff_folder(Path(folder))
+        except OSError as exc:  # a file in its place: results go through the pipe
+            log_fields(log, logging.ERROR, "cannot create the decode hand-over folder",
+                       folder=folder, reason=str(exc))
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -176,6 +203,14 @@ def _dead_workers(executor: ProcessPoolExecutor) -> list[int]:
     # public says that one died while the pool is still reading from it.
     processes = dict(getattr(executor, "_processes", None) or {})
     return [pid for pid, process in processes.items() if process.exitcode is not None]
+
+
+def _remove_results_of(workers: list[multiprocessing.Process], folder: str) -> None:
+    for worker in workers:
+        worker.join(DECODE_TIMEOUT_S)
+    for worker in workers:
+        if worker.pid is not None and worker.exitcode is not None:
+            remove_results_of(folder, worker.pid)
 
 
 def _result_writer(executor: ProcessPoolExecutor) -> Connection | None:

@@ -12,7 +12,8 @@ through two workers: 2.45 -> 1.5 us of server CPU per event.
 Files live in `HANDOFF_FOLDER` of the data directory, private to the user like the rest
 of it. Their pages are usually freed before anything is written to disk. A server
 killed between a worker's write and its own read leaves files behind; the next start
-deletes them (`clear_handoff_folder`). Nothing in them is the only copy: every request
+deletes them (`clear_handoff_folder`); so does the server when a broken pool's workers
+are gone (`remove_results_of`). Nothing in them is the only copy: every request
 is in the spool before it is acknowledged.
 
 This module runs in the workers too, so it never imports pyarrow.
@@ -113,6 +114,12 @@ def clear_handoff_folder(folder: Path) -> None:
     """Create `folder`, or delete what an earlier run left in it (only `*.rows` files)."""
     folder.mkdir(mode=0o700, exist_ok=True)
     for leftover in folder.glob("*.rows"):
+        _remove_quietly(str(leftover))
+
+
+def remove_results_of(folder: str, pid: int) -> None:
+    """Delete the files worker `pid` wrote into `folder` (it is gone; nobody takes them)."""
+    for leftover in Path(folder).glob(f"{pid}-*.rows"):
         _remove_quietly(str(leftover))
 
 

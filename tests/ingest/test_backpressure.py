@@ -78,7 +78,9 @@ def blocked_server(tmp_path: Path):
     gated.entered.wait()
     threads.append(deliver("second"))
     state = client.app.state.trailguard
-    wait_until(lambda: state.writer._queued_events == 2)
+    # "second" acknowledged (spooled and batched), so the queue cannot look empty to a
+    # third sender while the writer's intake holds "second" in hand.
+    wait_until(lambda: answers.get("second") == 200 and state.writer._queued_events == 2)
     return store, gated, client, state, answers, deliver, threads
 
 

@@ -134,20 +134,20 @@ class GroupCommitWriter:
         with self._ready:
             if self._closed:
                 raise StoreError("the store is shutting down; retry later")
-            waiting = self._queue or self._batch
-            full = waiting and (self._queued_events + size > self.max_queued_events
-                                or self._queued_bytes + nbytes > self.max_queued_bytes)
-            if full:
+            waiting = bool(self._queue or self._batch)
+            over_events = waiting and self._queued_events + size > self.max_queued_events
+            over_bytes = waiting and self._queued_bytes + nbytes > self.max_queued_bytes
+            if over_events or over_bytes:
                 # Commit what is batched now rather than at commit_rows or after
                 # commit_delay_s: with bounds below a batch, ingest would otherwise run
                 # at one bound's worth per commit_delay_s.
                 self._room_wanted = True
                 self._ready.notify_all()
-            if waiting and self._queued_events + size > self.max_queued_events:
+            if over_events:
                 raise StoreOverloadedError(
                     f"ingest queue is full ({self._queued_events} events waiting, bound "
                     f"{self.max_queued_events}); retry later")
-            if waiting and self._queued_bytes + nbytes > self.max_queued_bytes:
+            if over_bytes:
                 raise StoreOverloadedError(
                     f"ingest queue is full ({self._queued_bytes // 2**20} MiB waiting, bound "
                     f"{self.max_queued_bytes // 2**20} MiB); retry later")

@@ -143,7 +143,7 @@ class DecodePool:
         if self._handoff_folder is not None:
             # Results the broken pool's workers wrote (or were writing) that no request
             # will take: deleted once those workers are gone, not left until a restart.
-            threading.Thread(target=_remove_results_of, args=(workers, self._handoff_folder),
+            threading.Thread(target=_remove_results_when_gone, args=(workers, self._handoff_folder),
                              name="trailguard-handoff-cleanup", daemon=True).start()
 
     def _keep_handoff_folder(self) -> None:
@@ -205,7 +205,7 @@ def _dead_workers(executor: ProcessPoolExecutor) -> list[int]:
     return [pid for pid, process in processes.items() if process.exitcode is not None]
 
 
-def _remove_results_of(workers: list[multiprocessing.Process], folder: str) -> None:
+def _remove_results_when_gone(workers: list[multiprocessing.Process], folder: str) -> None:
     for worker in workers:
         worker.join(DECODE_TIMEOUT_S)
     for worker in workers:

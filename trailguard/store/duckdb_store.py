@@ -300,27 +300,24 @@ class DuckDBStore:
                 first_by_key.setdefault(delivery.request_id, index)
         if not first_by_key:
             return set()
-        claims = pa.table({
-            "request_id": pa.array(list(first_by_key), pa.string()),
-            "received_ms": pa.array([deliveries[i].received_ms for i in first_by_key.values()],
-                                    pa.int64()),
-            "events": pa.array([deliveries[i].size for i in first_by_key.values()], pa.int32()),
-        })
-        self._connection.register("incoming_requests", claims)
-        try:
-            committed = {row[0] for row in self._connection.execute(
-                "SELECT request_id FROM delivery_requests "
-                "WHERE request_id IN (SELECT request_id FROM incoming_requests)").fetchall()}
-            if committed:
-                claims = claims.filter(pa.array([key not in committed for key in first_by_key]))
-                self._connection.unregister("incoming_requests")
-                self._connection.register("incoming_requests", claims)
-            if claims.num_rows:
+        committed = {row[0] for row in self._connection.execute(
+            "SELECT request_id FROM delivery_requests WHERE list_contains($keys, request_id)",
+            {"keys": list(first_by_key)}).fetchall()}
+        claimed = {key: index for key, index in first_by_key.items() if key not in committed}
+        if claimed:
+            claims = pa.table({
+                "request_id": pa.array(list(claimed), pa.string()),
+                "received_ms": pa.array([deliveries[i].received_ms for i in claimed.values()],
+                                        pa.int64()),
+                "events": pa.array([deliveries[i].size for i in claimed.values()], pa.int32()),
+            })
+            self._connection.register("incoming_requests", claims)
+            try:
                 self._connection.execute(
                     "INSERT INTO delivery_requests SELECT * FROM incoming_requests")
-        finally:
-            self._connection.unregister("incoming_requests")
-        return {index for key, index in first_by_key.items() if key not in committed}
+            finally:
+                self._connection.unregister("incoming_requests")
+        return set(claimed.values())
 
     def _stored_keys(self, times: dict[Identity, int]) -> set[Identity]:
         """Those of the (event type, content key) identities already stored.

@@ -6,7 +6,8 @@ CPU per event: at 10 million events through a busy store, 1,133 requests (5.7% o
 were decoded, refused, sent again and decoded again, taking that CPU from the commits
 that would have made room. So a decoded request waits up to `wait_s` for the next commit
 to free room. Waiters are bounded in number and in the memory their rows hold; when they
-are at the bound, a new request is refused before it is decoded (`crowded`).
+are at the bound, a new request is refused before it is decoded
+(`refuse_if_crowded`).
 """
 
 from __future__ import annotations

@@ -1,10 +1,13 @@
-"""Decoded rows handed from a worker to the server in a file: same rows, no file left."""
+"""Decoded rows handed from a worker to the server in a file: the same rows, and the file
+written over by the next result rather than made anew."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,19 +44,78 @@ def big_chunks(number: int = 1) -> list:
     return chunks
 
 
-def test_a_rows_file_reads_back_as_the_same_table_and_is_gone(tmp_path: Path) -> None:
+def chunks_of(records: int, seed: int) -> list:
+    """The decoded rows of a request of `records` generated CloudTrail records."""
+    generated = generate_cloudtrail(seed, BIG_REQUEST_START_MS, BIG_REQUEST_START_MS + 60_000,
+                                    records)
+    body = firehose_body([json.dumps(record).encode() for record in generated],
+                         f"sized-{seed}", BIG_REQUEST_START_MS)
+    return decode_firehose_rows(json.dumps(body).encode(), {}, Limits())[2]
+
+
+def names(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+def test_a_rows_file_reads_back_as_the_same_table_and_becomes_a_spare(tmp_path: Path) -> None:
     chunks = big_chunks()
 
     rows_file = write_rows_file(str(tmp_path), chunks)
     assert isinstance(rows_file, RowsFile)
     assert rows_file.size >= MIN_HANDOFF_BYTES
     read = read_rows_file(rows_file)
-
-    assert list(tmp_path.iterdir()) == []  # deleted once mapped
-    assert table_from_chunks(read).equals(table_from_chunks(chunks))
     views = [buffer for _, columns in read for column in columns for buffer in column[1:]
              if buffer is not None]
+    table = table_from_chunks(read)
+    assert table.equals(table_from_chunks(chunks))
     assert views and all(isinstance(view, memoryview) for view in views)
+
+    del read, views
+    gc.collect()
+    while_the_table_is_held = names(tmp_path)
+    del table
+    gc.collect()
+
+    assert while_the_table_is_held == [os.path.basename(rows_file.path)]
+    spares = names(tmp_path)
+    assert len(spares) == 1 and spares[0].endswith(handoff.SPARE_SUFFIX)
+
+
+def test_a_spare_is_written_over_and_cut_to_the_new_size(tmp_path: Path) -> None:
+    big, small = chunks_of(600, 1), chunks_of(200, 2)
+
+    first = write_rows_file(str(tmp_path), big)
+    inode = os.stat(first.path).st_ino
+    read_rows_file(first)  # dropped at once: the file becomes a spare
+    gc.collect()
+
+    second = write_rows_file(str(tmp_path), small)
+    assert second.size < first.size
+    assert os.stat(second.path).st_ino == inode  # the same file, not a new one
+    assert os.path.getsize(second.path) == second.size
+    assert names(tmp_path) == [os.path.basename(second.path)]  # the spare was claimed
+    assert table_from_chunks(read_rows_file(second)).equals(table_from_chunks(small))
+    gc.collect()
+
+    third = write_rows_file(str(tmp_path), big)  # grows back
+    assert os.stat(third.path).st_ino == inode
+    assert table_from_chunks(read_rows_file(third)).equals(table_from_chunks(big))
+
+
+def test_spares_stay_within_their_budget(tmp_path: Path, monkeypatch) -> None:
+    chunks = big_chunks()
+    files = [write_rows_file(str(tmp_path), chunks) for _ in range(3)]
+    monkeypatch.setattr(handoff, "SPARE_BUDGET_BYTES", files[0].size * 2)
+
+    held = [read_rows_file(rows_file) for rows_file in files]
+    assert len(names(tmp_path)) == 3
+    del held
+    gc.collect()
+
+    spares = list(tmp_path.iterdir())
+    assert len(spares) == 2  # the third would pass the budget: deleted
+    assert all(path.name.endswith(handoff.SPARE_SUFFIX) for path in spares)
+    assert sum(path.stat().st_size for path in spares) <= handoff.SPARE_BUDGET_BYTES
 
 
 def test_buffers_start_aligned_for_arrow(tmp_path: Path) -> None:
@@ -95,6 +157,7 @@ def test_leftovers_of_an_earlier_run_are_cleared(tmp_path: Path) -> None:
     folder = tmp_path / "handoff"
     folder.mkdir()
     (folder / "4242-0.rows").write_bytes(b"from a server that was killed")
+    (folder / f"4242-3{handoff.SPARE_SUFFIX}").write_bytes(b"a spare it kept")
     (folder / "notes.txt").write_text("not ours")
 
     clear_handoff_folder(folder)
@@ -109,24 +172,28 @@ def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path) 
         body = big_cloudtrail_request(1)[1]
         in_worker = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
         in_process = decode_in_process(body, GZIP, Limits())
-        left_behind = list(folder.iterdir())
+        while_held = names(folder)
 
-        folder.rmdir()  # removed behind the server's back: created again
+        shutil.rmtree(folder)  # removed behind the server's back: created again
         after_removal = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
         recreated = folder.is_dir()
 
-        folder.rmdir()
+        shutil.rmtree(folder)
         folder.write_text("a file where the folder was")  # the pipe takes over
         without_folder = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
         folder.unlink()
+        folder.mkdir()
+        last = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
     finally:
         pool.close()
 
     assert in_worker.table.num_rows == BIG_REQUEST_RECORDS
     assert in_worker.table.equals(in_process.table)
-    assert left_behind == []
+    assert len(while_held) == 1 and while_held[0].endswith(".rows")  # the table maps it
     assert recreated and after_removal.table.equals(in_process.table)
     assert without_folder.table.equals(in_process.table)
+    assert last.table.equals(in_process.table)
+    assert names(folder) == []  # closing the pool clears the folder, held files included
 
 
 def test_results_of_a_broken_pools_workers_are_deleted(tmp_path: Path) -> None:
@@ -143,11 +210,16 @@ def test_results_of_a_broken_pools_workers_are_deleted(tmp_path: Path) -> None:
         os.kill(workers[0], signal.SIGKILL)
 
         after = asyncio.run(pool.decode_firehose(big_cloudtrail_request(2)[1], GZIP, Limits()))
+
+        def left_by_the_killed_pool() -> list[str]:
+            return [name for name in names(folder) if name.split("-")[0] in map(str, workers)
+                    and name.endswith(".rows")]
+
         for _ in range(500):  # the broken pool's other worker exits in its own time
-            if not list(folder.iterdir()):
+            if not left_by_the_killed_pool():
                 break
             time.sleep(0.02)
-        left = sorted(path.name for path in folder.iterdir())
+        left = left_by_the_killed_pool()
     finally:
         pool.close()
 

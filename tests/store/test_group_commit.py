@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,26 @@ def test_a_cancelled_waiter_neither_stores_nor_stops_the_writer(store):
     assert writer.write(Delivery(events("after", 1), "after")) == WriteResult(1, 0)
     writer.close()
     assert stored_messages(store) == ["after-0", "head-0", "kept-0", "kept-1"]
+
+
+def released(reference: weakref.ref, seconds: float = 10) -> bool:
+    """Whether `reference`'s object is freed within `seconds` (the writer's threads let
+    go of it in their own time, just after the commit)."""
+    deadline = time.monotonic() + seconds
+    while reference() is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return reference() is None
+
+
+def test_committed_rows_are_let_go_while_the_writer_waits(store):
+    # Rows a decode worker handed over keep its file (and their memory) while held; the
+    # writer held the last batch until the next one came.
+    writer = GroupCommitWriter(store)
+    rows = events_to_table(events("held", 3))
+    reference = weakref.ref(rows)
+
+    assert writer.write(Delivery([], "held", table=rows)) == WriteResult(3, 0)
+    del rows
+
+    assert released(reference)
+    writer.close()

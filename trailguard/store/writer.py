@@ -217,6 +217,7 @@ class GroupCommitWriter:
                 self._in_hand = taken  # answered by `_stop_after_bug` should this fail
             self._accept(taken)
             self._in_hand = []
+            del taken  # the rows are the batch's now: not held while the intake waits
 
     def _accept(self, taken: list[_Pending]) -> None:
         """Spool the deliveries that have a record, batch them all, then acknowledge the
@@ -266,6 +267,9 @@ class GroupCommitWriter:
             batch, segments = self._take_batch()
             if batch:
                 self._commit_batch(batch, segments)
+            # Let go of the committed rows now, not when the next batch comes: they hold
+            # memory, and rows a decode worker handed over hold its file.
+            del batch, segments
 
     def _commit_due(self) -> bool:
         if not self._batch:

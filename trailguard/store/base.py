@@ -43,12 +43,15 @@ class Delivery:
     nbytes: int = field(init=False)
 
     def __post_init__(self) -> None:
-        # Worked out once: the writer's queue accounting asks for them several times,
-        # and a table's size walks every buffer of every column.
+        # Worked out once: the writer's queue accounting asks for them several times.
+        # The buffers' total size, not `nbytes`, which reads every string offset to
+        # find the bytes in use (68 us against 3 for a 500-event request); the buffers
+        # hold their whole size in memory anyway.
         table = self.table
         object.__setattr__(self, "size", table.num_rows if table is not None
                            else len(self.events))
-        object.__setattr__(self, "nbytes", table.nbytes if table is not None else 0)
+        object.__setattr__(self, "nbytes", table.get_total_buffer_size()
+                           if table is not None else 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,35 @@ def test_text_is_escaped_as_json():
     assert attrs == orjson.dumps(attributes)
 
 
+# The C writer scans text 8 bytes at a time for what needs escaping; these put each kind
+# of such byte (and bytes that do not count: DEL, UTF-8) at every place in and around
+# 8-byte words.
+_SPECIAL = ["\"", "\\", "\x00", "\n", "\x1f", "\x7f", " ", "\u00e9", "\U0001f600"]
+
+
+@needs_c
+@pytest.mark.parametrize("special", _SPECIAL)
+def test_text_is_escaped_at_every_place_in_a_word(special):
+    for length in range(0, 25):
+        for place in range(length + 1):
+            text = "x" * place + special + "y" * (length - place)
+            attributes = {"a": text, "b": special * length}
+
+            attrs, _ = rows._crows.flat_row(attributes)
+
+            assert attrs == orjson.dumps(attributes), (length, place)
+
+
+@needs_c
+@settings(max_examples=300)
+@given(st.text(alphabet=st.sampled_from(["a", "\"", "\\", "\x01", "\t", "\x7f", "\u00e9",
+                                         "\u2028", "\U0001f600"]), max_size=70))
+def test_any_text_is_escaped_as_orjson_escapes_it(text):
+    attrs, _ = rows._crows.flat_row({"t": text})
+
+    assert attrs == orjson.dumps({"t": text})
+
+
 @needs_c
 def test_generated_events_make_the_same_table_as_in_python(monkeypatch):
     findings = generate_findings(5, T0, T0 + 3_600_000, 100)

@@ -87,18 +87,47 @@ def test_a_pool_that_stops_answering_is_replaced(pool: DecodePool, monkeypatch) 
     from trailguard.ingest import decode_pool
 
     asyncio.run(pool.decode_firehose(big_request(1), GZIP, Limits()))
-    stopped, stopped_pids = pool._executor, list(pool._executor._processes)
-    for pid in stopped_pids:
-        os.kill(pid, signal.SIGSTOP)  # alive, but never answers
+    stopped, workers = pool._executor, list(pool._executor._processes.values())
+    for worker in workers:
+        os.kill(worker.pid, signal.SIGSTOP)  # alive, but never answers
     monkeypatch.setattr(decode_pool, "DECODE_TIMEOUT_S", 0.5)
     try:
         late = asyncio.run(pool.decode_firehose(big_request(2), GZIP, Limits()))
+        for worker in workers:
+            worker.join(30)
+        exit_codes = [worker.exitcode for worker in workers]
     finally:
-        for pid in stopped_pids:
-            os.kill(pid, signal.SIGKILL)
+        for worker in workers:
+            if worker.exitcode is None:
+                os.kill(worker.pid, signal.SIGKILL)
 
     assert (late.request_id, late.table.num_rows) == ("big-2", BIG_REQUEST_RECORDS)
     assert pool._executor is not stopped
+    # The stuck workers are killed, not left beside the new pool holding the server's exit.
+    assert exit_codes == [-signal.SIGKILL] * len(workers)
+
+
+def test_closing_the_pool_kills_a_stuck_worker(monkeypatch) -> None:
+    import threading
+
+    from trailguard.ingest import decode_pool
+
+    monkeypatch.setattr(decode_pool, "CLOSE_WAIT_S", 0.5)
+    pool = DecodePool(1)
+    asyncio.run(pool.decode_firehose(big_request(1), GZIP, Limits()))
+    worker = next(iter(pool._executor._processes.values()))
+    os.kill(worker.pid, signal.SIGSTOP)  # never takes the pool's "stop" message
+
+    closing = threading.Thread(target=pool.close, daemon=True)
+    closing.start()
+    closing.join(30)
+    try:
+        assert not closing.is_alive(), "closing the pool waited for a stuck worker"
+        worker.join(30)
+        assert worker.exitcode == -signal.SIGKILL
+    finally:
+        if worker.exitcode is None:
+            os.kill(worker.pid, signal.SIGKILL)
 
 
 def test_without_the_c_module_a_request_decodes_to_the_same_table(monkeypatch) -> None:

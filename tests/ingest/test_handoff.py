@@ -165,7 +165,7 @@ def test_leftovers_of_an_earlier_run_are_cleared(tmp_path: Path) -> None:
     assert sorted(path.name for path in folder.iterdir()) == ["notes.txt"]
 
 
-def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path) -> None:
+def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path, caplog) -> None:
     folder = tmp_path / "handoff"
     pool = DecodePool(2, folder)
     try:
@@ -181,6 +181,7 @@ def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path) 
         shutil.rmtree(folder)
         folder.write_text("a file where the folder was")  # the pipe takes over
         without_folder = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
+        asyncio.run(pool.decode_firehose(body, GZIP, Limits()))  # said once, not again
         folder.unlink()
         folder.mkdir()
         last = asyncio.run(pool.decode_firehose(body, GZIP, Limits()))
@@ -194,6 +195,9 @@ def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path) 
     assert without_folder.table.equals(in_process.table)
     assert last.table.equals(in_process.table)
     assert names(folder) == []  # closing the pool clears the folder, held files included
+    said = [record.getMessage() for record in caplog.records]
+    assert sum("created it again" in message for message in said) == 1
+    assert sum("cannot be created again" in message for message in said) == 1
 
 
 def test_results_of_a_broken_pools_workers_are_deleted(tmp_path: Path) -> None:
@@ -244,3 +248,25 @@ def test_rows_lost_on_the_way_are_decoded_again(tmp_path: Path, monkeypatch, cap
 
     assert decoded.table.equals(decode_in_process(body, GZIP, Limits()).table)
     assert any(record.getMessage().startswith("decoded rows lost") for record in caplog.records)
+
+
+def test_a_planted_link_or_pipe_is_never_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not trailguard's")
+    folder = tmp_path / "handoff"
+    folder.mkdir()
+    link, pipe = folder / f"1-0{handoff.SPARE_SUFFIX}", folder / f"1-1{handoff.SPARE_SUFFIX}"
+    link.symlink_to(victim)
+    os.mkfifo(pipe)
+    chunks = big_chunks()
+
+    rows_file = write_rows_file(str(folder), chunks)  # neither taken as a spare
+    with pytest.raises(OSError, match="not a regular file|Too many levels|ELOOP"):
+        handoff._write_all(str(link), [b"rows"], 4, reused=True)
+    with pytest.raises(OSError):  # refused at once, not waiting for a reader
+        handoff._write_all(str(pipe), [b"rows"], 4, reused=True)
+    with pytest.raises(OSError):
+        read_rows_file(RowsFile(str(link), len("not trailguard's"), ()))
+
+    assert victim.read_text() == "not trailguard's"
+    assert table_from_chunks(read_rows_file(rows_file)).equals(table_from_chunks(chunks))

@@ -292,3 +292,29 @@ def test_a_query_past_the_memory_limit_spills_into_the_data_directory(tmp_path):
 
     assert Path(settings[0]) == tmp_path / "tmp"
     assert settings[1] == "244.1 MiB"  # 256MB, the default, as DuckDB spells it
+
+
+def test_a_failed_statement_in_a_group_reports_its_own_error(tmp_path: Path) -> None:
+    # Unregistering the group's rows after a failed INSERT fails too ("transaction is
+    # aborted"); that error used to replace the real one, so a full disk read as a
+    # failure of the deliveries themselves.
+    import pyarrow as pa
+
+    from trailguard.events import LOG
+    from trailguard.store import Delivery
+    from trailguard.store.arrow_rows import events_to_table
+
+    table = events_to_table([Event(LOG, 1_700_000_000_000, {"message": "m"}, None)])
+    broken = table.set_column(table.schema.get_field_index("timestamp"), "timestamp",
+                              pa.array(["not a time"]))
+    store = DuckDBStore(tmp_path)
+    try:
+        with pytest.raises(StoreError) as raised:
+            store.write_deliveries([Delivery([], "bad-1", table=broken)])
+        after = store.write_deliveries([Delivery([], "good-1", table=table)])
+    finally:
+        store.close()
+
+    assert "transaction is aborted" not in str(raised.value)
+    assert "not a time" in str(raised.value)  # DuckDB's own words: the value it could not cast
+    assert after[0].stored == 1

@@ -50,6 +50,9 @@ POOL_MIN_BODY_BYTES = 64 * 1024
 DECODE_TIMEOUT_S = 120.0
 # How often a request waiting for a worker checks that the pool's workers are alive.
 WORKER_CHECK_S = 0.5
+# How long closing the pool waits for its workers to finish before it kills them: by
+# then no request is in flight, so a worker still busy is stuck.
+CLOSE_WAIT_S = 10.0
 # Past this many workers, more would add memory, not speed.
 MAX_DEFAULT_WORKERS = 8
 # The request headers decode_request reads; Starlette's Headers object does not pickle.
@@ -101,6 +104,7 @@ class DecodePool:
     def __init__(self, workers: int, handoff_dir: Path | None = None) -> None:
         self.workers = workers
         self._handoff_folder = str(handoff_dir) if handoff_dir is not None else None
+        self._handoff_failing = False  # said once, not for every request
         if handoff_dir is not None:
             clear_handoff_folder(handoff_dir)
         self._executor = self._new_executor()
@@ -135,8 +139,14 @@ class DecodePool:
         if self._executor is not broken:
             return
         writer = _result_writer(broken)  # before shutdown, which lets go of the queue
-        workers = list(dict(getattr(broken, "_processes", None) or {}).values())
+        workers = _workers_of(broken)
         broken.shutdown(wait=False, cancel_futures=True)
+        # A worker past the decode timeout may be stuck for good. Left alone it kept its
+        # core and memory beside the new pool, wrote a late result nobody takes, and
+        # held up the server's exit, which waits for every pool. The others' requests
+        # fail over to the server too (the pool is broken for them anyway).
+        for worker in workers:
+            _kill_quietly(worker)
         if writer is not None:
             _close_quietly(writer)
         self._executor = self._new_executor()
@@ -151,17 +161,30 @@ class DecodePool:
         (workers would otherwise fall back to the slower pipe until a restart)."""
         folder = self._handoff_folder
         if folder is None or os.path.isdir(folder):
+            self._handoff_failing = False
             return
-        log_fields(log, logging.WARNING, "the decode hand-over folder was removed; "
-                   "creating it again", folder=folder)
         try:
             clear_handoff_folder(Path(folder))
         except OSError as exc:  # a file in its place: results go through the pipe
-            log_fields(log, logging.ERROR, "cannot create the decode hand-over folder",
-                       folder=folder, reason=str(exc))
+            if not self._handoff_failing:
+                log_fields(log, logging.ERROR, "the decode hand-over folder is gone and "
+                           "cannot be created again; workers send results through the "
+                           "slower pipe until it can", folder=folder, reason=str(exc))
+            self._handoff_failing = True
+            return
+        self._handoff_failing = False
+        log_fields(log, logging.WARNING, "the decode hand-over folder was removed; "
+                   "created it again", folder=folder)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        executor = self._executor
+        # Workers finish what they hold first; one still busy after CLOSE_WAIT_S is
+        # killed, so a stuck worker cannot hold up the server's stop.
+        killer = threading.Timer(CLOSE_WAIT_S, _kill_all, args=(_workers_of(executor),))
+        killer.daemon = True
+        killer.start()
+        executor.shutdown(wait=True, cancel_futures=True)
+        killer.cancel()
         if self._handoff_folder is not None:  # results no request came to take
             clear_handoff_folder(Path(self._handoff_folder))
 
@@ -199,10 +222,8 @@ async def _outcome(executor: ProcessPoolExecutor, future: Future) -> HandedRows:
 
 
 def _dead_workers(executor: ProcessPoolExecutor) -> list[int]:
-    # ProcessPoolExecutor keeps its workers in `_processes` (pid -> Process); nothing
-    # public says that one died while the pool is still reading from it.
-    processes = dict(getattr(executor, "_processes", None) or {})
-    return [pid for pid, process in processes.items() if process.exitcode is not None]
+    # Nothing public says that a worker died while the pool is still reading from it.
+    return [worker.pid for worker in _workers_of(executor) if worker.exitcode is not None]
 
 
 def _remove_results_when_gone(workers: list[multiprocessing.Process], folder: str) -> None:
@@ -211,6 +232,26 @@ def _remove_results_when_gone(workers: list[multiprocessing.Process], folder: st
     for worker in workers:
         if worker.pid is not None and worker.exitcode is not None:
             remove_results_of(folder, worker.pid)
+
+
+def _workers_of(executor: ProcessPoolExecutor) -> list[multiprocessing.Process]:
+    # The pool keeps its worker processes in `_processes` (pid -> Process).
+    return list(dict(getattr(executor, "_processes", None) or {}).values())
+
+
+def _kill_all(workers: list[multiprocessing.Process]) -> None:
+    for worker in workers:
+        if worker.exitcode is None:
+            log_fields(log, logging.WARNING, "decode worker still busy at stop; killed",
+                       pid=worker.pid)
+            _kill_quietly(worker)
+
+
+def _kill_quietly(worker: multiprocessing.Process) -> None:
+    try:
+        worker.kill()
+    except (OSError, ValueError):  # gone already, or never started
+        pass
 
 
 def _result_writer(executor: ProcessPoolExecutor) -> Connection | None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import mmap
 import os
+import stat
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,15 +113,21 @@ def read_rows_file(rows_file: RowsFile) -> list[PackedColumns]:
     is deleted (`_retire`). Raises OSError when the file is gone or shorter than
     written; it is deleted then.
     """
-    with open(rows_file.path, "rb") as file:
-        try:
-            if os.fstat(file.fileno()).st_size != rows_file.size:
-                raise OSError(f"{rows_file.path} does not hold the {rows_file.size} bytes "
-                              "its worker wrote")
-            mapped = mmap.mmap(file.fileno(), rows_file.size, access=mmap.ACCESS_READ)
-        except BaseException:
-            _remove_quietly(rows_file.path)
-            raise
+    try:
+        descriptor = _open_plain_file(rows_file.path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        _remove_quietly(rows_file.path)
+        raise
+    try:
+        if os.fstat(descriptor).st_size != rows_file.size:
+            raise OSError(f"{rows_file.path} does not hold the {rows_file.size} bytes "
+                          "its worker wrote")
+        mapped = mmap.mmap(descriptor, rows_file.size, access=mmap.ACCESS_READ)
+    except BaseException:
+        _remove_quietly(rows_file.path)
+        raise
+    finally:
+        os.close(descriptor)
     # Views and the Arrow buffers made of them hold the map; the map is unmapped, and
     # this called, when the last of them goes. Not at exit: the pool's close clears up.
     weakref.finalize(mapped, _retire, rows_file.path).atexit = False
@@ -160,7 +167,9 @@ def _claim_spare(folder: str, path: str) -> bool:
     """Rename a spare of `folder` to `path`; False when there is none to take."""
     try:
         with os.scandir(folder) as entries:
-            spares = [entry.path for entry in entries if entry.name.endswith(SPARE_SUFFIX)]
+            # Only plain files: a link or a pipe planted in the folder is never written.
+            spares = [entry.path for entry in entries if entry.name.endswith(SPARE_SUFFIX)
+                      and entry.is_file(follow_symlinks=False)]
     except OSError:
         return False
     for spare in spares:
@@ -198,11 +207,22 @@ def _spare_bytes(folder: str) -> int:
     return total
 
 
+def _open_plain_file(path: str, flags: int) -> int:
+    """`path` opened with `flags`, refusing (OSError) anything but a regular file: neither
+    a link is followed nor a pipe waited on."""
+    descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(f"{path} is not a regular file")
+    return descriptor
+
+
 def _write_all(path: str, pieces: list[bytes], size: int, reused: bool) -> None:
     """Write `pieces` (`size` bytes in all) as the whole content of `path`: a new file,
     or a claimed spare, which is written over and cut to `size`."""
     flags = os.O_WRONLY | os.O_CLOEXEC
-    descriptor = os.open(path, flags if reused else flags | os.O_CREAT | os.O_EXCL, 0o600)
+    descriptor = (_open_plain_file(path, flags) if reused
+                  else os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600))
     try:
         for first in range(0, len(pieces), MAX_BUFFERS_PER_WRITE):
             batch = pieces[first:first + MAX_BUFFERS_PER_WRITE]

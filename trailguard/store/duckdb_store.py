@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -311,12 +312,9 @@ class DuckDBStore:
                                         pa.int64()),
                 "events": pa.array([deliveries[i].size for i in claimed.values()], pa.int32()),
             })
-            self._connection.register("incoming_requests", claims)
-            try:
+            with _registered(self._connection, "incoming_requests", claims):
                 self._connection.execute(
                     "INSERT INTO delivery_requests SELECT * FROM incoming_requests")
-            finally:
-                self._connection.unregister("incoming_requests")
         return set(claimed.values())
 
     def _stored_keys(self, times: dict[Identity, int]) -> set[Identity]:
@@ -351,25 +349,19 @@ class DuckDBStore:
         params = {"low": between[0], "high": between[1]} if between else {}
         incoming = pa.table({"event_type": pa.array([i[0] for i in identities], pa.string()),
                              "key": pa.array([i[1] for i in identities], pa.string())})
-        self._connection.register("incoming_keys", incoming)
-        try:
+        with _registered(self._connection, "incoming_keys", incoming):
             return {(row[0], row[1]) for row in self._connection.execute(
                 f"SELECT DISTINCT incoming.event_type, incoming.key "
                 f"FROM incoming_keys AS incoming JOIN {TABLE} AS stored "
                 f"ON stored.{DEDUP_COLUMN} = {digest} "
                 f"AND stored.event_type = incoming.event_type {where}", params).fetchall()}
-        finally:
-            self._connection.unregister("incoming_keys")
 
     def _insert(self, table: pa.Table) -> None:
         digest = DEDUP_DIGEST_SQL.format(key=DEDUP_KEY_COLUMN)
-        self._connection.register("incoming_batch", table)
-        try:
+        with _registered(self._connection, "incoming_batch", table):
             self._connection.execute(
                 f"INSERT INTO {TABLE} BY NAME SELECT * EXCLUDE ({DEDUP_KEY_COLUMN}), "
                 f"{digest} AS {DEDUP_COLUMN} FROM incoming_batch")
-        finally:
-            self._connection.unregister("incoming_batch")
 
 
 class _Phases:
@@ -422,6 +414,28 @@ def _store_wide_failure(exc: BaseException) -> bool:
         return True
     message = str(exc).lower()
     return any(words in message for words in _STORE_WIDE_MESSAGES)
+
+
+@contextmanager
+def _registered(connection: duckdb.DuckDBPyConnection, name: str,
+                table: pa.Table) -> Iterator[None]:
+    """`table` visible to SQL as `name` for the block.
+
+    When a statement of the block fails, DuckDB aborts the transaction, and unregistering
+    then fails too ("Current transaction is aborted"); raised from a `finally`, that
+    error replaced the real one, so a full disk read as a failure of the deliveries
+    themselves. The block's own error is the one raised.
+    """
+    connection.register(name, table)
+    try:
+        yield
+    except BaseException:
+        try:
+            connection.unregister(name)
+        except duckdb.Error:
+            pass  # the next register of `name` replaces it
+        raise
+    connection.unregister(name)
 
 
 def _begin(connection: duckdb.DuckDBPyConnection) -> None:

@@ -14,6 +14,7 @@ from trailguard.alerts.service import start_alerts
 from trailguard.config import Config, ensure_keys
 from trailguard.errors import ConfigError
 from trailguard.logs import log_fields, setup_logging
+from trailguard.runtime import settle_collector
 from trailguard.store import DuckDBStore
 from trailguard.web.app import create_app
 
@@ -49,6 +50,7 @@ def serve(config: Config, demo: bool = False) -> None:
         # default action that kills the process before `finally` closes (checkpoints) the
         # store. Turning it into SystemExit lets the cleanup below run.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        settle_collector()  # what is built by now lives as long as the server
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
                     ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
                     ssl_keyfile=str(config.tls_key) if config.tls_key else None,

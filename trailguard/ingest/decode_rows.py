@@ -8,7 +8,6 @@ buffers as a table without copying them (`arrow_rows.table_from_chunks`).
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import threading
@@ -17,17 +16,13 @@ from collections.abc import Mapping
 
 from trailguard.ingest.firehose import Limits, read_request
 from trailguard.ingest.handoff import RowsFile, write_rows_file
+from trailguard.runtime import settle_collector
 from trailguard.store.rows import NATIVE_ROWS, PackedColumns, PackedEvent, pack_columns, pack_event
 
 # Rows are packed into columns every CHUNK_ROWS events, so a request's events are never
 # all held as Python objects at once (a 500-finding request once peaked at 44 MiB so).
 CHUNK_ROWS = 1_000
 ORPHAN_CHECK_S = 0.5
-# A worker allocates many short-lived objects (parsed documents) that reference counting
-# frees; the cyclic collector, run every 700 allocations by default, found nothing in
-# them but cost 36-45 ms per 100,000 events, ~6 ms with collections every 10,000 and the
-# start-up objects frozen out of them (measured on the benchmark's requests).
-WORKER_GC_THRESHOLD = 10_000
 
 # What a request decodes to: (request id, delivery key, chunks of rows). A chunk is the
 # column buffers of its rows (`pack_columns`), or, where the C module is not built, the
@@ -81,8 +76,7 @@ def start_worker(server_pid: int) -> None:
     # EOF: it watches for being orphaned instead of waiting forever.
     threading.Thread(target=_exit_when_orphaned, args=(server_pid,), daemon=True,
                      name="orphan-watch").start()
-    gc.freeze()
-    gc.set_threshold(WORKER_GC_THRESHOLD, *gc.get_threshold()[1:])
+    settle_collector()
 
 
 def _exit_when_orphaned(server_pid: int) -> None:

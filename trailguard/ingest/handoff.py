@@ -16,8 +16,9 @@ a spare (`*.spare`), and a worker claims a spare by renaming it before it writes
 Spares are bounded by SPARE_BUDGET_BYTES; past it, a finished file is deleted.
 
 Files live in `HANDOFF_FOLDER` of the data directory, private to the user like the rest
-of it. The kernel writes spares' pages to disk now and then (~30 s after they change),
-which costs a few MB/s of disk writes under full load. A server killed between a
+of it. The kernel writes spares' changed pages to disk now and then (by default ~30 s
+after they change): at most the 64 MiB budget every ~30 s, ~2 MB/s, under full load
+(estimated, not measured). A server killed between a
 worker's write and its own read leaves files behind; the next start deletes them and
 the spares (`clear_handoff_folder`); so does the server when a broken pool's workers
 are gone (`remove_results_of`). Nothing in them is the only copy: every request

@@ -14,6 +14,7 @@ Files are written over, not made anew. Writing 3.5 MB into a new file took ~0.85
 last view of its map is gone, usually when their group is committed), the file becomes
 a spare (`*.spare`), and a worker claims a spare by renaming it before it writes.
 Spares are bounded by SPARE_BUDGET_BYTES; past it, a finished file is deleted.
+`bench/handoff.py` measures the whole write (layout, claim, write) both ways.
 
 Files live in `HANDOFF_FOLDER` of the data directory, private to the user like the rest
 of it. The kernel writes spares' changed pages to disk now and then (by default ~30 s

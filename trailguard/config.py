@@ -43,6 +43,7 @@ class Config:
     ingest_queue_events: int = 50_000
     ingest_queue_mib: int = 128  # decoded rows waiting for a commit, in MiB (a batch: ~58)
     ingest_decode_workers: int = -1  # processes decoding big requests; -1: one per core
+    stop_grace_s: int = 30  # how long a stop waits for requests in flight
     retention_days: dict[str, float] = field(default_factory=dict)  # event type -> days
     # DuckDB memory_limit, e.g. "2GB"; "" for DuckDB's own default, 80% of RAM. 256MB kept
     # a 10-million-event ingest within 1 GiB in all, as fast as 512MB (bench/ingest.py);
@@ -104,7 +105,8 @@ def _typed(values: dict[str, Any], known: set[str]) -> Config:
 
 # Whole-number settings and the least each may be (port also has a most).
 _MINIMUMS = {"port": 1, "max_body_bytes": 1024, "max_inflated_bytes": 1024,
-             "ingest_queue_events": 1, "ingest_queue_mib": 1, "ingest_decode_workers": -1}
+             "ingest_queue_events": 1, "ingest_queue_mib": 1, "ingest_decode_workers": -1,
+             "stop_grace_s": 1}
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 

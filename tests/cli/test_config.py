@@ -16,6 +16,7 @@ from trailguard.errors import ConfigError
     ("ingest_queue_events", "0", "ingest_queue_events: must be at least 1, not 0"),
     ("ingest_decode_workers", "-2", "ingest_decode_workers: must be at least -1, not -2"),
     ("ingest_queue_mib", "1.5", "ingest_queue_mib: must be a whole number, not '1.5'"),
+    ("stop_grace_s", "0", "stop_grace_s: must be at least 1, not 0"),
     ("store_memory_limit", "lots", "store_memory_limit: must be a size such as 512MB or 2GB"),
 ])
 def test_a_bad_value_names_the_key_and_what_is_allowed(key: str, value: str, says: str) -> None:

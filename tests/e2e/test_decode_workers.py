@@ -8,6 +8,7 @@ exactly once, and no decode worker may outlive the killed server.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -85,3 +86,51 @@ def test_big_requests_survive_sigkill_and_retries(tmp_path: Path) -> None:
                 ] == []
     finally:
         server.stop()
+
+
+def test_a_stop_is_not_held_by_a_request_waiting_on_a_stuck_worker(tmp_path: Path) -> None:
+    # A worker that never answers kept the request waiting for the decode timeout (120 s),
+    # and the stop waited for the request: past systemd's 90 s. Now the stop cancels the
+    # request after stop_grace_s (it was never acknowledged) and kills the worker.
+    import threading
+
+    settings = {**SETTINGS, "TRAILGUARD_INGEST_DECODE_WORKERS": "1",
+                "TRAILGUARD_STOP_GRACE_S": "2"}
+    server = start_server(tmp_path / "data", extra_env=settings)
+    try:
+        assert send_big(server, 0).status_code == 200  # acknowledged before the worker sticks
+        # The decode worker, not multiprocessing's resource tracker beside it.
+        workers = {pid for pid in children_of(server.process.pid)
+                   if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+        assert len(workers) == 1
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        waiting = threading.Thread(target=lambda: _send_quietly(server, 1), daemon=True)
+        waiting.start()
+        time.sleep(1)
+
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=60)
+        left = alive(workers)
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=30)
+        for pid in alive(workers):
+            os.kill(pid, signal.SIGKILL)
+
+    assert left == set()
+
+    again = start_server(tmp_path / "data", extra_env=SETTINGS)
+    try:
+        window = f"SINCE {BIG_REQUEST_START_MS} UNTIL {BIG_REQUEST_START_MS + 3_600_001}"
+        assert again.count(f"SELECT count(*) FROM Log {window}") >= BIG_REQUEST_RECORDS
+    finally:
+        again.stop()
+
+
+def _send_quietly(server: Server, number: int) -> None:
+    try:
+        send_big(server, number)
+    except httpx.HTTPError:
+        pass  # cancelled by the stop: never acknowledged

@@ -107,6 +107,29 @@ def test_a_pool_that_stops_answering_is_replaced(pool: DecodePool, monkeypatch) 
     assert exit_codes == [-signal.SIGKILL] * len(workers)
 
 
+def test_an_abandoned_answer_is_not_logged_as_never_retrieved(pool: DecodePool, monkeypatch,
+                                                               caplog) -> None:
+    # The pool fails the request it was given up on (BrokenProcessPool) once its workers
+    # are killed; while the server's loop runs, asyncio logged that as a traceback.
+    import gc
+
+    from trailguard.ingest import decode_pool
+
+    async def give_up_and_carry_on() -> None:
+        await pool.decode_firehose(big_request(1), GZIP, Limits())
+        for worker in pool._executor._processes.values():
+            os.kill(worker.pid, signal.SIGSTOP)
+        monkeypatch.setattr(decode_pool, "DECODE_TIMEOUT_S", 0.5)
+        await pool.decode_firehose(big_request(2), GZIP, Limits())
+        await asyncio.sleep(1)  # the broken pool fails what it held
+        gc.collect()
+        await asyncio.sleep(0.1)
+
+    asyncio.run(give_up_and_carry_on())
+
+    assert not [record for record in caplog.records if "never retrieved" in record.getMessage()]
+
+
 def test_closing_the_pool_kills_a_stuck_worker(monkeypatch) -> None:
     import threading
 

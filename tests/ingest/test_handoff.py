@@ -197,7 +197,7 @@ def test_a_pool_with_a_handoff_folder_gives_the_in_process_rows(tmp_path: Path, 
     assert names(folder) == []  # closing the pool clears the folder, held files included
     said = [record.getMessage() for record in caplog.records]
     assert sum("created it again" in message for message in said) == 1
-    assert sum("cannot be created again" in message for message in said) == 1
+    assert sum("cannot use the decode hand-over folder" in message for message in said) == 1
 
 
 def test_results_of_a_broken_pools_workers_are_deleted(tmp_path: Path) -> None:
@@ -258,9 +258,13 @@ def test_a_planted_link_or_pipe_is_never_written_through(tmp_path: Path) -> None
     link, pipe = folder / f"1-0{handoff.SPARE_SUFFIX}", folder / f"1-1{handoff.SPARE_SUFFIX}"
     link.symlink_to(victim)
     os.mkfifo(pipe)
+    hard_link = folder / f"1-2{handoff.SPARE_SUFFIX}"
+    os.link(victim, hard_link)
     chunks = big_chunks()
 
-    rows_file = write_rows_file(str(folder), chunks)  # neither taken as a spare
+    # The hard link is claimed like a spare but refused when opened: the pipe takes over.
+    assert write_rows_file(str(folder), chunks) is None
+    rows_file = write_rows_file(str(folder), chunks)  # the others are not taken as spares
     with pytest.raises(OSError, match="not a regular file|Too many levels|ELOOP"):
         handoff._write_all(str(link), [b"rows"], 4, reused=True)
     with pytest.raises(OSError):  # refused at once, not waiting for a reader
@@ -270,3 +274,26 @@ def test_a_planted_link_or_pipe_is_never_written_through(tmp_path: Path) -> None
 
     assert victim.read_text() == "not trailguard's"
     assert table_from_chunks(read_rows_file(rows_file)).equals(table_from_chunks(chunks))
+
+
+def test_a_link_in_place_of_the_folder_is_not_followed(tmp_path: Path, caplog) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / f"keep{handoff.SPARE_SUFFIX}").write_bytes(b"x" * 4096)
+    (elsewhere / "report.rows").write_text("not trailguard's")
+    folder = tmp_path / "handoff"
+    folder.symlink_to(elsewhere)
+
+    pool = DecodePool(1, folder)
+    try:
+        body = big_cloudtrail_request(1)[1]
+        decoded = [asyncio.run(pool.decode_firehose(body, GZIP, Limits())) for _ in range(2)]
+    finally:
+        pool.close()
+
+    assert all(one.table.equals(decode_in_process(body, GZIP, Limits()).table)
+               for one in decoded)
+    assert names(elsewhere) == ["keep.spare", "report.rows"]  # untouched
+    assert (elsewhere / "report.rows").read_text() == "not trailguard's"
+    said = [record.getMessage() for record in caplog.records]
+    assert sum("cannot use the decode hand-over folder" in message for message in said) == 1

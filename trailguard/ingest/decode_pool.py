@@ -35,6 +35,7 @@ from trailguard.ingest.firehose import Limits
 from trailguard.ingest.handoff import (
     RowsFile,
     clear_handoff_folder,
+    is_handoff_folder,
     read_rows_file,
     remove_results_of,
 )
@@ -105,9 +106,9 @@ class DecodePool:
         self.workers = workers
         self._handoff_folder = str(handoff_dir) if handoff_dir is not None else None
         self._handoff_failing = False  # said once, not for every request
-        if handoff_dir is not None:
-            clear_handoff_folder(handoff_dir)
         self._executor = self._new_executor()
+        if self._handoff_folder is not None:
+            self._take_handoff_folder(self._handoff_folder, starting=True)
 
     async def decode_firehose(self, body: bytes, headers: Mapping[str, str],
                               limits: Limits) -> DecodedDelivery:
@@ -116,9 +117,9 @@ class DecodePool:
         wanted = decode_headers(headers)
         self._keep_handoff_folder()
         executor = self._executor
+        folder = None if self._handoff_failing else self._handoff_folder
         try:
-            future = executor.submit(decode_for_server, body, wanted, limits,
-                                     self._handoff_folder)
+            future = executor.submit(decode_for_server, body, wanted, limits, folder)
             request_id, delivery_key, rows = await _outcome(executor, future)
         except (BrokenProcessPool, TimeoutError, _WorkerLost) as exc:
             log_fields(log, logging.ERROR, "decode worker failed; restarting the pool",
@@ -160,21 +161,27 @@ class DecodePool:
         """Create the hand-over folder again if it was removed while the server runs
         (workers would otherwise fall back to the slower pipe until a restart)."""
         folder = self._handoff_folder
-        if folder is None or os.path.isdir(folder):
+        if folder is None or is_handoff_folder(Path(folder)):
             self._handoff_failing = False
             return
+        self._take_handoff_folder(folder, starting=False)
+
+    def _take_handoff_folder(self, folder: str, starting: bool) -> None:
+        """Create `folder` or clear what is left in it; where it cannot be had (a file or
+        a link in its place), results go through the pipe, said once."""
         try:
             clear_handoff_folder(Path(folder))
-        except OSError as exc:  # a file in its place: results go through the pipe
+        except OSError as exc:
             if not self._handoff_failing:
-                log_fields(log, logging.ERROR, "the decode hand-over folder is gone and "
-                           "cannot be created again; workers send results through the "
-                           "slower pipe until it can", folder=folder, reason=str(exc))
+                log_fields(log, logging.ERROR, "cannot use the decode hand-over folder; "
+                           "workers send results through the slower pipe until it can be "
+                           "created again", folder=folder, reason=str(exc))
             self._handoff_failing = True
             return
+        if not starting:
+            log_fields(log, logging.WARNING, "the decode hand-over folder was removed; "
+                       "created it again", folder=folder)
         self._handoff_failing = False
-        log_fields(log, logging.WARNING, "the decode hand-over folder was removed; "
-                   "created it again", folder=folder)
 
     def close(self) -> None:
         executor = self._executor
@@ -185,8 +192,9 @@ class DecodePool:
         killer.start()
         executor.shutdown(wait=True, cancel_futures=True)
         killer.cancel()
-        if self._handoff_folder is not None:  # results no request came to take
-            clear_handoff_folder(Path(self._handoff_folder))
+        folder = self._handoff_folder
+        if folder is not None and is_handoff_folder(Path(folder)):
+            clear_handoff_folder(Path(folder))  # results no request came to take, spares
 
     def _new_executor(self) -> ProcessPoolExecutor:
         # "spawn": the server process has threads (writer, DuckDB, uvicorn), and forking
@@ -208,6 +216,16 @@ async def _outcome(executor: ProcessPoolExecutor, future: Future) -> HandedRows:
     as big column buffers, that is where a killed worker most often is).
     """
     waiting = asyncio.wrap_future(future)
+    try:
+        return await _first_answer(executor, waiting)
+    except (TimeoutError, _WorkerLost):
+        # Given up on: cancelled, so the pool's later failure of it (BrokenProcessPool)
+        # is not logged as "Future exception was never retrieved" with a traceback.
+        waiting.cancel()
+        raise
+
+
+async def _first_answer(executor: ProcessPoolExecutor, waiting: asyncio.Future) -> HandedRows:
     deadline = time.monotonic() + DECODE_TIMEOUT_S
     while True:
         left = deadline - time.monotonic()
@@ -240,11 +258,14 @@ def _workers_of(executor: ProcessPoolExecutor) -> list[multiprocessing.Process]:
 
 
 def _kill_all(workers: list[multiprocessing.Process]) -> None:
-    for worker in workers:
-        if worker.exitcode is None:
-            log_fields(log, logging.WARNING, "decode worker still busy at stop; killed",
-                       pid=worker.pid)
-            _kill_quietly(worker)
+    running = [worker for worker in workers if worker.exitcode is None]
+    if not running:
+        return
+    # One stuck worker can keep the others from their stop message too: all are killed.
+    log_fields(log, logging.WARNING, f"the decode pool did not stop within {CLOSE_WAIT_S:.0f} "
+               "s; killing its workers", pids=",".join(str(worker.pid) for worker in running))
+    for worker in running:
+        _kill_quietly(worker)
 
 
 def _kill_quietly(worker: multiprocessing.Process) -> None:

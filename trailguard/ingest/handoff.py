@@ -138,10 +138,21 @@ def read_rows_file(rows_file: RowsFile) -> list[PackedColumns]:
             for count, columns in rows_file.chunks]
 
 
+def is_handoff_folder(folder: Path) -> bool:
+    """Whether `folder` is a directory of its own (a link to one elsewhere is not used:
+    files there would be written over and deleted)."""
+    try:
+        return stat.S_ISDIR(folder.lstat().st_mode)
+    except OSError:
+        return False
+
+
 def clear_handoff_folder(folder: Path) -> None:
     """Create `folder`, or delete what an earlier run left in it (only `*.rows` files
-    and spares)."""
+    and spares). Raises OSError when something else, a link included, is in its place."""
     folder.mkdir(mode=0o700, exist_ok=True)
+    if not is_handoff_folder(folder):
+        raise OSError(f"{folder} is a link or a file, not a folder of its own")
     for pattern in ("*.rows", f"*{SPARE_SUFFIX}"):
         for leftover in folder.glob(pattern):
             _remove_quietly(str(leftover))
@@ -210,12 +221,14 @@ def _spare_bytes(folder: str) -> int:
 
 
 def _open_plain_file(path: str, flags: int) -> int:
-    """`path` opened with `flags`, refusing (OSError) anything but a regular file: neither
-    a link is followed nor a pipe waited on."""
+    """`path` opened with `flags`, refusing (OSError) anything but a regular file of one
+    name: neither a link is followed, nor a pipe waited on, nor a file that is also
+    elsewhere (a hard link) written over."""
     descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
-    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+    status = os.fstat(descriptor)
+    if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1:
         os.close(descriptor)
-        raise OSError(f"{path} is not a regular file")
+        raise OSError(f"{path} is not a regular file of its own")
     return descriptor
 
 

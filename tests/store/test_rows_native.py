@@ -101,7 +101,7 @@ _SPECIAL = ["\"", "\\", "\x00", "\n", "\x1f", "\x7f", " ", "\u00e9", "\U0001f600
 @needs_c
 @pytest.mark.parametrize("special", _SPECIAL)
 def test_text_is_escaped_at_every_place_in_a_word(special):
-    for length in range(0, 25):
+    for length in range(25):
         for place in range(length + 1):
             text = "x" * place + special + "y" * (length - place)
             attributes = {"a": text, "b": special * length}

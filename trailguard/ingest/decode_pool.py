@@ -219,10 +219,17 @@ async def _outcome(executor: ProcessPoolExecutor, future: Future) -> HandedRows:
     try:
         return await _first_answer(executor, waiting)
     except (TimeoutError, _WorkerLost):
-        # Given up on: cancelled, so the pool's later failure of it (BrokenProcessPool)
-        # is not logged as "Future exception was never retrieved" with a traceback.
-        waiting.cancel()
+        # Given up on. The pool fails it later (BrokenProcessPool), which asyncio logged
+        # as "Future exception was never retrieved" with a traceback: read it then. Not
+        # cancelled: cancelling cancels the pool's own future too, and Python 3.11's
+        # pool then fails setting its exception (InvalidStateError in its thread).
+        waiting.add_done_callback(_read_outcome)
         raise
+
+
+def _read_outcome(answer: asyncio.Future) -> None:
+    if not answer.cancelled():
+        answer.exception()
 
 
 async def _first_answer(executor: ProcessPoolExecutor, waiting: asyncio.Future) -> HandedRows:

@@ -50,12 +50,12 @@ def serve(config: Config, demo: bool = False) -> None:
         # default action that kills the process before `finally` closes (checkpoints) the
         # store. Turning it into SystemExit lets the cleanup below run.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        settle_collector()  # what is built by now lives as long as the server
         # A stop waits `stop_grace_s` for requests in flight, then cancels them. A
         # cancelled request was not acknowledged, so its sender retries it (a Firehose
         # retry of one already spooled is a replay, stored once). Without a bound, a
         # request waiting on a stuck decode worker held the stop for the whole decode
         # timeout (120 s), past systemd's default of 90 s.
-        settle_collector()  # what is built by now lives as long as the server
         uvicorn.run(app, host=config.host, port=config.port, log_level="warning",
                     ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
                     ssl_keyfile=str(config.tls_key) if config.tls_key else None,

@@ -17,14 +17,20 @@ import argparse
 import gc
 import json
 import statistics
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 from trailguard.generate import generate_cloudtrail
 from trailguard.ingest import handoff
 from trailguard.ingest.decode_rows import decode_firehose_rows
 from trailguard.ingest.firehose import Limits
 from trailguard.store.rows import NATIVE_ROWS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from firehose_client import firehose_body  # found through the path above
 
 START_MS = 1_764_000_000_000
 
@@ -59,15 +65,9 @@ def main() -> None:
 
 def _decoded(number: int, records: int) -> list:
     generated = generate_cloudtrail(number, START_MS, START_MS + 3_600_000, records)
-    envelope = {"requestId": f"bench-{number}", "timestamp": START_MS, "records": [
-        {"data": _base64(json.dumps(record).encode())} for record in generated]}
-    return decode_firehose_rows(json.dumps(envelope).encode(), {}, Limits())[2]
-
-
-def _base64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()
+    body = firehose_body([json.dumps(record).encode() for record in generated],
+                         f"bench-{number}", START_MS)
+    return decode_firehose_rows(json.dumps(body).encode(), {}, Limits())[2]
 
 
 def _write_all(folder: str, results: list) -> float:
